@@ -1,0 +1,211 @@
+"""Reading and writing the challenge's OME-TIFF files.
+
+One transmitted-light (TL) image in, one organelle image out, both 2D planes stored as TCZYX with
+T = C = Z = 1. The reader is forgiving about layout (plain 2D TIFFs, singleton axes, uint8/uint16/
+float) and strict about content: anything that is not one 2D plane of finite numbers raises
+`OmeReadError` naming the file and the reason. Metadata that is missing or odd never raises; it
+comes back as None so the caller can fall back and log.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+MODALITIES = ("BF", "PC", "DIC")
+ORGANELLES = ("nucleus", "mitochondria", "tubulin", "actin")
+# Names used in the data set's file names (image_<id>_<Nucleus>.ome.tiff) and output channel names.
+ORGANELLE_FILE_NAMES = {"nucleus": "Nucleus", "mitochondria": "Mitochondria",
+                        "tubulin": "Tubulin", "actin": "Actin"}
+
+# Spellings seen for the modality in Channel/@Name or @Fluor, upper-cased, spaces removed.
+_MODALITY_ALIASES = {
+    "BF": "BF", "BRIGHTFIELD": "BF", "TL-BF": "BF", "TL_BF": "BF",
+    "PC": "PC", "PHASE": "PC", "PHASECONTRAST": "PC", "PH": "PC", "TL-PC": "PC", "TL_PC": "PC",
+    "DIC": "DIC", "DIFFERENTIALINTERFERENCECONTRAST": "DIC", "TL-DIC": "DIC", "TL_DIC": "DIC",
+}
+# OME length units → factor to micrometres.
+_UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6, "Å": 1e-4}
+
+
+class OmeReadError(ValueError):
+    """A file that cannot be turned into one 2D image; the message names the file and why."""
+
+
+@dataclass
+class OmeImage:
+    """One 2D plane and what its metadata says about it."""
+
+    path: Path
+    array: np.ndarray                 # float32, H×W, finite
+    modality: str | None              # "BF" | "PC" | "DIC", or None when metadata does not say
+    pixel_size_um: tuple[float, float] | None   # (y, x) in µm, or None when unknown
+    ome_xml: str | None               # the original OME-XML, kept for provenance
+    dtype: np.dtype                   # the stored dtype before conversion to float32
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.array.shape  # type: ignore[return-value]
+
+
+def normalise_modality(name: str | None) -> str | None:
+    """Map a free-text channel name to BF/PC/DIC, or None when it is not recognisable."""
+    if not name:
+        return None
+    key = re.sub(r"\s+", "", str(name)).upper()
+    return _MODALITY_ALIASES.get(key)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _find_pixels(root: ET.Element) -> ET.Element | None:
+    for image in root:
+        if _local(image.tag) != "Image":
+            continue
+        for child in image:
+            if _local(child.tag) == "Pixels":
+                return child
+    return None
+
+
+def parse_ome_metadata(ome_xml: str | None) -> tuple[str | None, tuple[float, float] | None]:
+    """(modality, (pixel_size_y_um, pixel_size_x_um)) from OME-XML; None for what is absent or odd."""
+    if not ome_xml:
+        return None, None
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return None, None
+    pixels = _find_pixels(root)
+    if pixels is None:
+        return None, None
+    modality = None
+    for channel in pixels:
+        if _local(channel.tag) != "Channel":
+            continue
+        modality = normalise_modality(channel.get("Name")) or normalise_modality(channel.get("Fluor"))
+        if modality:
+            break
+    return modality, _pixel_size(pixels)
+
+
+def _pixel_size(pixels: ET.Element) -> tuple[float, float] | None:
+    sizes = []
+    for axis in ("Y", "X"):
+        raw = pixels.get(f"PhysicalSize{axis}")
+        unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")
+        try:
+            value = float(raw) * _UNIT_TO_UM[unit]  # type: ignore[arg-type]
+        except (TypeError, ValueError, KeyError):
+            return None
+        if not np.isfinite(value) or value <= 0:
+            return None
+        sizes.append(value)
+    return sizes[0], sizes[1]
+
+
+def _to_plane(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    """Squeeze singleton axes; refuse colour images and stacks with a reason."""
+    axes = axes.upper()
+    if data.ndim != len(axes):
+        axes = "?" * data.ndim
+    keep = [(n, a) for n, a in zip(data.shape, axes) if n != 1]
+    extra = keep[:-2]
+    if len(keep) < 2:
+        raise OmeReadError(f"{path}: not a 2D image (shape {data.shape}, axes {axes})")
+    if extra:
+        colour = any(a in "SC" and n in (3, 4) for n, a in extra) or (data.shape[-1] in (3, 4) and axes[-1] == "S")
+        what = "a colour (RGB) image" if colour else "a stack"
+        raise OmeReadError(f"{path}: {what} with shape {data.shape} (axes {axes}); "
+                           "expected one 2D transmitted-light plane")
+    return data.reshape(keep[-2][0], keep[-1][0])
+
+
+def read_ome_tiff(path: str | os.PathLike) -> OmeImage:
+    """Read one 2D plane with its modality, pixel size and OME-XML. Raises OmeReadError."""
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise OmeReadError(f"{path}: TIFF holds no image series")
+            series = tif.series[0]
+            data = series.asarray()
+            axes = series.axes
+            ome_xml = tif.ome_metadata
+    except OmeReadError:
+        raise
+    except Exception as exc:  # tifffile raises many kinds for truncated or foreign files
+        raise OmeReadError(f"{path}: unreadable TIFF ({type(exc).__name__}: {exc})") from exc
+    if data.dtype.kind == "c" or data.dtype.kind not in "uifb":
+        raise OmeReadError(f"{path}: unsupported pixel type {data.dtype}")
+    plane = _to_plane(np.asarray(data), axes, path)
+    array = plane.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise OmeReadError(f"{path}: {bad} pixel(s) are NaN or infinite")
+    modality, pixel_size = parse_ome_metadata(ome_xml)
+    return OmeImage(path=path, array=array, modality=modality, pixel_size_um=pixel_size,
+                    ome_xml=ome_xml, dtype=data.dtype)
+
+
+def to_uint16(array: np.ndarray) -> np.ndarray:
+    """Round and clip to the uint16 range."""
+    return np.clip(np.rint(array), 0, 65535).astype(np.uint16)
+
+
+def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: str,
+                   pixel_size_um: tuple[float, float] | None = None,
+                   extra_metadata: dict | None = None) -> Path:
+    """Write one 2D plane as a TCZYX OME-TIFF, atomically (temp file in the same folder + rename).
+
+    `array` is written in its own dtype (uint16 or float32 are what the challenge uses). The pixel
+    size goes into OME `PhysicalSizeX/Y` (µm) and into the TIFF resolution tags as pixels per
+    centimetre: those tags hold pixels per unit, the reciprocal of the pixel size.
+    """
+    path = Path(path)
+    plane = np.asarray(array)
+    if plane.ndim != 2:
+        raise ValueError(f"{path}: expected a 2D array, got shape {plane.shape}")
+    metadata: dict = {"axes": "TCZYX", "Channel": {"Name": [channel_name]}}
+    kwargs: dict = {}
+    if pixel_size_um is not None:
+        py, px = (float(v) for v in pixel_size_um)
+        metadata.update(PhysicalSizeX=px, PhysicalSizeXUnit="µm",
+                        PhysicalSizeY=py, PhysicalSizeYUnit="µm")
+        kwargs.update(resolution=(1e4 / px, 1e4 / py), resolutionunit="CENTIMETER")
+    if extra_metadata:
+        metadata.update(extra_metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temp name does not end in .tif/.tiff, so nobody listing the folder picks up half a file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        tifffile.imwrite(tmp, plane[None, None, None], ome=True, photometric="minisblack",
+                         metadata=metadata, **kwargs)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def list_tiffs(folder: str | os.PathLike) -> list[Path]:
+    """Every .tif/.tiff file directly inside `folder`, sorted by name (hidden files skipped)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() in (".tif", ".tiff"))
+
+
+def output_name(input_path: str | os.PathLike) -> str:
+    """The output file name for an input: the challenge keeps the input's base name."""
+    return Path(input_path).name

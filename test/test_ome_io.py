@@ -1,0 +1,103 @@
+"""The shared OME-TIFF reader/writer: round trips, metadata, and clear refusals."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import xmltodict
+
+from preprocessing.ome_io import (OmeReadError, list_tiffs, normalise_modality, parse_ome_metadata,
+                                  read_ome_tiff, to_uint16, write_ome_tiff)
+
+
+def _plane(shape=(40, 56), seed=0):
+    return np.random.default_rng(seed).integers(0, 65535, size=shape, dtype=np.uint16)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.float32])
+def test_round_trip_keeps_pixels_modality_and_pixel_size(tmp_path, dtype):
+    plane = _plane().astype(dtype)
+    path = write_ome_tiff(tmp_path / "image_1_PC_z3.ome.tiff", plane, channel_name="PC",
+                          pixel_size_um=(0.0812, 0.065))
+    image = read_ome_tiff(path)
+    assert image.array.dtype == np.float32 and image.shape == plane.shape
+    np.testing.assert_array_equal(image.array, plane.astype(np.float32))
+    assert image.modality == "PC" and image.dtype == dtype
+    assert image.pixel_size_um == pytest.approx((0.0812, 0.065))
+
+
+def test_ome_xml_is_what_the_challenge_template_parses(tmp_path):
+    path = write_ome_tiff(tmp_path / "x.ome.tiff", _plane(), channel_name="Nucleus", pixel_size_um=(0.1, 0.1))
+    with tifffile.TiffFile(path) as tif:
+        pixels = xmltodict.parse(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+        page = tif.pages[0]
+        # Resolution tags hold pixels per unit: 0.1 µm per pixel = 100,000 pixels per cm.
+        assert page.tags["ResolutionUnit"].value == 3
+        num, den = page.tags["XResolution"].value
+        assert num / den == pytest.approx(1e5)
+    assert pixels["@DimensionOrder"].endswith("CZT") or "T" in pixels["@DimensionOrder"]
+    assert (pixels["@SizeT"], pixels["@SizeC"], pixels["@SizeZ"]) == ("1", "1", "1")
+    assert float(pixels["@PhysicalSizeX"]) == pytest.approx(0.1)
+    assert pixels["Channel"]["@Name"] == "Nucleus"
+
+
+def test_fluor_is_the_fallback_and_nm_units_convert(tmp_path):
+    xml = ('<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0">'
+           '<Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint16" SizeX="4" SizeY="4" SizeC="1" '
+           'SizeZ="1" SizeT="1" PhysicalSizeX="90" PhysicalSizeXUnit="nm" PhysicalSizeY="90" '
+           'PhysicalSizeYUnit="nm"><Channel ID="Channel:0" Fluor="Phase Contrast"/></Pixels></Image></OME>')
+    modality, size = parse_ome_metadata(xml)
+    assert modality == "PC" and size == pytest.approx((0.09, 0.09))
+
+
+@pytest.mark.parametrize("xml", [None, "", "<not-xml", "<OME/>"])
+def test_missing_or_broken_metadata_is_none_not_an_error(xml):
+    assert parse_ome_metadata(xml) == (None, None)
+
+
+def test_plain_tiff_without_ome_reads_with_unknown_metadata(tmp_path):
+    tifffile.imwrite(tmp_path / "plain.tif", _plane())
+    image = read_ome_tiff(tmp_path / "plain.tif")
+    assert image.modality is None and image.pixel_size_um is None and image.shape == (40, 56)
+
+
+@pytest.mark.parametrize("name,expected", [("bf", "BF"), ("Bright Field", "BF"), ("dic", "DIC"),
+                                           ("Phase", "PC"), ("GFP", None), (None, None)])
+def test_modality_spellings(name, expected):
+    assert normalise_modality(name) == expected
+
+
+def test_refusals_name_the_file_and_reason(tmp_path):
+    rgb = tmp_path / "rgb.tiff"
+    tifffile.imwrite(rgb, np.zeros((20, 20, 3), np.uint8), photometric="rgb")
+    with pytest.raises(OmeReadError, match=r"rgb\.tiff.*colour"):
+        read_ome_tiff(rgb)
+    nan = tmp_path / "nan.tiff"
+    arr = np.ones((8, 8), np.float32)
+    arr[2, 3] = np.nan
+    tifffile.imwrite(nan, arr)
+    with pytest.raises(OmeReadError, match=r"nan\.tiff.*NaN"):
+        read_ome_tiff(nan)
+    truncated = tmp_path / "cut.tiff"
+    write_ome_tiff(truncated, _plane((64, 64)), channel_name="BF")
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    with pytest.raises(OmeReadError, match=r"cut\.tiff"):
+        read_ome_tiff(truncated)
+    stack = tmp_path / "stack.tiff"
+    tifffile.imwrite(stack, np.zeros((5, 16, 16), np.uint16), photometric="minisblack")
+    with pytest.raises(OmeReadError, match=r"stack\.tiff.*stack"):
+        read_ome_tiff(stack)
+
+
+def test_atomic_write_leaves_no_partial_files_and_listing_skips_them(tmp_path):
+    write_ome_tiff(tmp_path / "a.tiff", _plane(), channel_name="BF")
+    (tmp_path / ".a.tiff.123.partial").write_bytes(b"junk")
+    (tmp_path / "notes.txt").write_text("x")
+    write_ome_tiff(tmp_path / "b.TIF", _plane(), channel_name="BF")
+    assert [p.name for p in list_tiffs(tmp_path)] == ["a.tiff", "b.TIF"]
+    # Only the junk file planted above is a .partial: the writer cleaned up after itself.
+    assert [p.name for p in Path(tmp_path).iterdir() if p.suffix == ".partial"] == [".a.tiff.123.partial"]
+
+
+def test_to_uint16_rounds_and_clips():
+    np.testing.assert_array_equal(to_uint16(np.array([-3.0, 0.4, 0.6, 70000.0])), [0, 0, 1, 65535])
