@@ -163,12 +163,14 @@ def to_uint16(array: np.ndarray) -> np.ndarray:
 
 def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: str,
                    pixel_size_um: tuple[float, float] | None = None,
-                   extra_metadata: dict | None = None) -> Path:
+                   extra_metadata: dict | None = None, compression: str | None = None) -> Path:
     """Write one 2D plane as a TCZYX OME-TIFF, atomically (temp file in the same folder + rename).
 
     `array` is written in its own dtype (uint16 or float32 are what the challenge uses). The pixel
     size goes into OME `PhysicalSizeX/Y` (µm) and into the TIFF resolution tags as pixels per
-    centimetre: those tags hold pixels per unit, the reciprocal of the pixel size.
+    centimetre: those tags hold pixels per unit, the reciprocal of the pixel size. `compression`
+    ("zlib" is the codec SimpleITK also reads) comes with the horizontal predictor, which halves
+    the size of smooth microscopy planes.
     """
     path = Path(path)
     plane = np.asarray(array)
@@ -183,6 +185,8 @@ def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: 
         kwargs.update(resolution=(1e4 / px, 1e4 / py), resolutionunit="CENTIMETER")
     if extra_metadata:
         metadata.update(extra_metadata)
+    if compression:
+        kwargs.update(compression=compression, predictor=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temp name does not end in .tif/.tiff, so nobody listing the folder picks up half a file.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)

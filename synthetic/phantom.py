@@ -1,0 +1,422 @@
+"""The cell phantom of one field of view: geometry, organelles and the optical path they create.
+
+One phantom drives both sides of a training pair. Transmitted light sees the optical path
+difference (OPD = Σ Δn × thickness) and a little absorption; each fluorescence channel sees the
+density of one labelled structure. Contrasts follow measured refractive indices of cell parts: the
+nucleus differs from the cytoplasm by only ~0.002 in index (it shows in TL mostly because the cell
+is thickest over it, by its envelope, its chromatin texture and its nucleoli), nucleoli and lipid
+droplets stand out, and 25 nm microtubules or thin actin bundles are nearly invisible.
+
+All maps live on a padded canvas (`Phantom.crop` selects the field of view) so that defocus and
+blur, computed with periodic FFTs, do not wrap the far edge of the image into the near one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import scipy.fft as sfft
+
+from .fourier import WORKERS, fast_shape, frequency_grid, gaussian_otf
+from .raster import PixelSampler, lookup, random_walks, splat
+
+CANVAS_MARGIN_PX = 48  # > the widest defocus blur (~z·NA_c/n) for the deepest slices we make
+
+
+@dataclass(frozen=True)
+class CellLine:
+    """Morphology of one cell line; one per study. Lengths in µm."""
+
+    cell_radius_um: float = 12.0       # mean radius of a spread cell
+    radius_spread: float = 0.2         # relative standard deviation of the radius
+    elongation: float = 1.5            # mean ratio of the long to the short axis
+    roughness: float = 0.08            # amplitude of the boundary's low harmonics
+    confluence: float = 0.6            # cell area / FOV area aimed at (touching when high)
+    nucleus_fraction: float = 0.42     # nucleus radius / cell radius
+    nucleus_offset: float = 0.25       # how far the nucleus may sit off the cell centre
+    height_um: float = 4.0             # thickness over the nucleus
+    lamella_um: float = 0.5            # thickness of the flat periphery
+    mito_density: float = 0.05         # mitochondria per µm² of cytoplasm
+    mito_length_um: float = 2.5        # mean length; long ones form networks
+    mito_persistence_um: float = 2.5   # persistence length: small = wiggly
+    microtubules_per_cell: float = 90
+    microtubule_persistence_um: float = 15.0
+    stress_fibres_per_cell: float = 10
+    fibre_spread_rad: float = 0.35     # spread of stress-fibre orientation around the cell axis
+    vesicle_density: float = 0.12      # granules per µm² of cytoplasm
+    droplets_per_cell: float = 3.0     # lipid droplets per cell
+    nucleoli_max: int = 4
+    nucleus_dn: float = 0.002          # nuclear index minus cytoplasmic index (tiny, may be < 0)
+
+
+@dataclass(frozen=True)
+class IndexContrast:
+    """Refractive-index differences (Δn) and the thicknesses over which they act (µm)."""
+
+    cytoplasm: float = 0.022           # cytoplasm vs medium
+    nucleolus: float = 0.025           # vs nucleoplasm
+    envelope: float = 0.02             # lamina + perinuclear ER: a visible rim in PC and DIC
+    envelope_um: float = 0.6           # apparent path through the nuclear envelope at its rim
+    chromatin: float = 0.0015          # std of the nuclear index texture
+    vesicle: float = 0.03
+    vesicle_um: float = 0.4
+    droplet: float = 0.08
+    droplet_um: float = 0.8
+    mitochondrion: float = 0.03
+    mitochondrion_um: float = 0.35
+    microtubule: float = 0.05
+    microtubule_um: float = 0.025
+    actin: float = 0.02
+    actin_um: float = 0.08
+
+
+@dataclass
+class Phantom:
+    pixel_size_um: float
+    crop: tuple[slice, slice]
+    optical_path_um: np.ndarray        # OPD vs the medium (µm) on the canvas
+    absorption: np.ndarray             # amplitude attenuation (natural log units) on the canvas
+    organelles: dict[str, np.ndarray]  # sharp density per organelle; blur by STRUCTURE_WIDTH_UM + PSF
+    labels: np.ndarray                 # 0 = background, k = cell k
+    nucleus: np.ndarray                # bool mask of nuclei
+    centrosomes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+
+    def phase(self, wavelength_um: float) -> np.ndarray:
+        return (2 * np.pi / wavelength_um) * self.optical_path_um
+
+    def fov(self, array: np.ndarray) -> np.ndarray:
+        """The field-of-view part of a canvas-sized map."""
+        return array[..., self.crop[0], self.crop[1]]
+
+
+@dataclass
+class _Cells:
+    """Per-cell parameters (pixel units) and the label maps they rasterise to."""
+
+    cy: np.ndarray
+    cx: np.ndarray
+    angle: np.ndarray
+    a: np.ndarray                      # semi-axes of the cell
+    b: np.ndarray
+    ny: np.ndarray                     # nucleus centre and semi-axes
+    nx: np.ndarray
+    na: np.ndarray
+    nb: np.ndarray
+    centrosome: np.ndarray             # (n, 2) y, x
+    labels: np.ndarray
+    score: np.ndarray                  # normalised radius in the owning cell (0 centre, 1 edge)
+    nscore: np.ndarray                 # normalised radius in the owning cell's nucleus
+    radius: np.ndarray                 # mean cell radius (px) of the owning cell
+    nucleoli_um: np.ndarray            # path length through nucleoli
+    envelope: np.ndarray               # 0..1 profile of the nuclear rim
+
+
+def _place_centres(shape, radius_px, count, rng, anchor: tuple[slice, slice]) -> np.ndarray:
+    """Dart throwing: centres closer than ~1.3 radii are refused, so touching cells do not stack.
+
+    The first cell is centred in the middle 60 % of the field of view (`anchor`), so no field of
+    view is empty, as an acquisition aimed at cells never is.
+    """
+    h, w = shape
+    candidates = np.stack([rng.uniform(-0.2 * radius_px, h + 0.2 * radius_px, 8 * count + 8),
+                           rng.uniform(-0.2 * radius_px, w + 0.2 * radius_px, 8 * count + 8)], 1)
+    for axis, sl in enumerate(anchor):
+        size = sl.stop - sl.start
+        candidates[0, axis] = sl.start + size * rng.uniform(0.2, 0.8)
+    kept: list[np.ndarray] = []
+    for c in candidates:
+        if len(kept) >= count:
+            break
+        if not kept or np.min(np.hypot(*(np.asarray(kept) - c).T)) > 1.3 * radius_px:
+            kept.append(c)
+    return np.asarray(kept, np.float32).reshape(-1, 2)
+
+
+def _polar_score(u: np.ndarray, v: np.ndarray, amps, phases) -> np.ndarray:
+    """Normalised radius ρ / r(θ) for a boundary r(θ) = 1 + Σ_k a_k cos(kθ + φ_k), k = 2, 3, ...
+
+    cos(kθ) and sin(kθ) come from powers of e^{iθ} = (u + iv)/ρ: no arctan2 or per-harmonic cos.
+    """
+    rho = np.hypot(u, v)
+    unit = (u + np.complex64(1j) * v) / np.maximum(rho, np.float32(1e-6))
+    power = unit * unit
+    r = np.ones_like(rho)
+    for amp, ph in zip(amps, phases):
+        r += np.float32(amp * np.cos(ph)) * power.real - np.float32(amp * np.sin(ph)) * power.imag
+        power *= unit
+    return rho / np.maximum(r, np.float32(0.3))  # rough outlines stay star-shaped around the centre
+
+
+def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]) -> _Cells:
+    h, w = shape
+    r_mean = line.cell_radius_um / px
+    expected = line.confluence * h * w / (np.pi * r_mean ** 2)
+    centres = _place_centres(shape, r_mean, max(1, int(rng.poisson(expected))), rng, anchor)
+    n = len(centres)
+    radius = r_mean * np.clip(1 + line.radius_spread * rng.standard_normal(n), 0.5, 1.8)
+    elong = 1 + (line.elongation - 1) * rng.uniform(0.4, 1.6, n)
+    a, b = radius * np.sqrt(elong), radius / np.sqrt(elong)
+    angle = rng.uniform(0, np.pi, n)
+    nfrac = line.nucleus_fraction * np.clip(1 + 0.12 * rng.standard_normal(n), 0.7, 1.3)
+    n_elong = 1 + 0.4 * (elong - 1)
+    na = nfrac * radius * np.sqrt(n_elong)
+    nb = nfrac * radius / np.sqrt(n_elong)
+    shift = rng.uniform(-1, 1, n) * line.nucleus_offset * np.maximum(a - na, 0)
+    ny = centres[:, 0] + shift * np.sin(angle)
+    nx = centres[:, 1] + shift * np.cos(angle)
+    # The centrosome sits just outside the nucleus, on the side facing the cell's larger part.
+    ca = np.where(rng.random(n) < 0.7, angle + np.where(shift > 0, np.pi, 0.0), rng.uniform(0, 2 * np.pi, n))
+    reach = np.hypot(na * np.cos(ca - angle), nb * np.sin(ca - angle)) + 1.0 / px
+    centrosome = np.stack([ny + reach * np.sin(ca), nx + reach * np.cos(ca)], 1).astype(np.float32)
+
+    comp = np.full(shape, np.inf, np.float32)
+    labels = np.zeros(shape, np.int32)
+    score = np.full(shape, np.inf, np.float32)
+    nscore = np.full(shape, np.inf, np.float32)
+    rad = np.zeros(shape, np.float32)
+    nucleoli = np.zeros(shape, np.float32)
+    envelope = np.zeros(shape, np.float32)
+    rough = line.roughness
+    for i in range(n):
+        amps = rough * rng.standard_normal(7) / np.arange(1, 8) ** 0.8  # k = 2..8: lobes, protrusions
+        phases = rng.uniform(0, 2 * np.pi, 7)
+        namps = 0.04 * rng.standard_normal(3) / np.arange(1, 4)
+        nphases = rng.uniform(0, 2 * np.pi, 3)
+        extent = a[i] * (1 + np.abs(amps).sum()) + 2  # r(θ) never exceeds 1 + Σ|a_k|
+        y0, y1 = int(max(0, centres[i, 0] - extent)), int(min(h, centres[i, 0] + extent + 1))
+        x0, x1 = int(max(0, centres[i, 1] - extent)), int(min(w, centres[i, 1] + extent + 1))
+        if y1 <= y0 or x1 <= x0:
+            continue
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None]
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :]
+        ca_, sa_ = np.float32(np.cos(angle[i])), np.float32(np.sin(angle[i]))
+        dy, dx = yy - centres[i, 0], xx - centres[i, 1]
+        u, v = (dx * ca_ + dy * sa_) / np.float32(a[i]), (-dx * sa_ + dy * ca_) / np.float32(b[i])
+        s = _polar_score(u, v, amps, phases)
+        dy, dx = yy - np.float32(ny[i]), xx - np.float32(nx[i])
+        u, v = (dx * ca_ + dy * sa_) / np.float32(na[i]), (-dx * sa_ + dy * ca_) / np.float32(nb[i])
+        ns = _polar_score(u, v, namps, nphases)
+        mine = np.where(ns < 1, 0.3 * s, s)       # a nucleus is never cut by a neighbour's cytoplasm
+        win = (s < 1) & (mine < comp[y0:y1, x0:x1])
+        box = (slice(y0, y1), slice(x0, x1))
+        comp[box][win] = mine[win]
+        labels[box][win] = i + 1
+        score[box][win] = s[win]
+        nscore[box][win] = ns[win]
+        rad[box][win] = radius[i]
+        # Nucleoli: 1..k spheres inside the nucleus; path length 2·sqrt(r² - d²), each drawn in
+        # its own small box.
+        k = int(rng.integers(1, line.nucleoli_max + 1))
+        paths = np.zeros_like(s)
+        for _ in range(k):
+            rho, phi = 0.55 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+            oy = ny[i] + rho * (na[i] * np.cos(phi) * sa_ + nb[i] * np.sin(phi) * ca_) - y0
+            ox = nx[i] + rho * (na[i] * np.cos(phi) * ca_ - nb[i] * np.sin(phi) * sa_) - x0
+            r_nl = rng.uniform(0.45, 1.0) / px
+            ya, yb = int(max(0, oy - r_nl - 1)), int(min(y1 - y0, oy + r_nl + 2))
+            xa, xb = int(max(0, ox - r_nl - 1)), int(min(x1 - x0, ox + r_nl + 2))
+            if yb <= ya or xb <= xa:
+                continue
+            d2 = (np.arange(ya, yb, dtype=np.float32)[:, None] - oy) ** 2 + \
+                 (np.arange(xa, xb, dtype=np.float32)[None, :] - ox) ** 2
+            paths[ya:yb, xa:xb] += 2 * np.sqrt(np.maximum(np.float32(r_nl ** 2) - d2, 0)) * np.float32(px)
+        # Pixels this cell takes over lose what an earlier neighbour drew there.
+        nucleoli[box][win] = np.where(ns[win] < 1, paths[win], np.float32(0))
+        envelope[box][win] = 0
+        near_rim = win & (ns > 0.7) & (ns < 1.3)  # the envelope profile is ~0 elsewhere
+        rim_um = (1 - ns[near_rim]) * np.float32(np.sqrt(na[i] * nb[i]) * px)
+        envelope[box][near_rim] = np.exp(-np.square(rim_um / np.float32(0.25)))
+    return _Cells(centres[:, 0], centres[:, 1], angle, a, b, ny, nx, na, nb, centrosome,
+                  labels, score, nscore, rad, nucleoli, envelope)
+
+
+# Physical widths (Gaussian σ, µm) of the fluorescent structures. Their maps are kept as sharp
+# splats; the width is applied together with the microscope's PSF (one blur per image, not two).
+STRUCTURE_WIDTH_UM = {"nucleus": 0.0, "mitochondria": 0.14, "tubulin": 0.1, "actin": 0.1}
+
+
+def _line_density(shape, ys, xs, weight, sigma_um: float, px: float) -> np.ndarray:
+    """Splat chains (weight = pixels of length per point) scaled so that, once blurred by a
+    Gaussian of `sigma_um`, a single tube has a peak occupancy of ~1."""
+    return splat(shape, ys, xs, weight * np.float32(np.sqrt(2 * np.pi) * sigma_um / px))
+
+
+def _point_density(shape, ys, xs, weight, sigma_um: float, px: float) -> np.ndarray:
+    """Splat points scaled so that, once blurred by `sigma_um`, each is a blob of peak ~1."""
+    return splat(shape, ys, xs, weight * np.float32(2 * np.pi * (sigma_um / px) ** 2))
+
+
+def _truncate(valid: np.ndarray) -> np.ndarray:
+    """Keep each chain only up to its first invalid point (it stops where it leaves its cell)."""
+    return np.cumprod(valid, axis=1, dtype=np.uint8).astype(bool)
+
+
+def _turn_sd(step_px: float, px: float, persistence_um: float) -> float:
+    """Heading noise per step for a worm-like chain of the given persistence length."""
+    return float(np.sqrt(2 * step_px * px / persistence_um))
+
+
+def _microtubules(cells: _Cells, sampler: PixelSampler, line: CellLine, px, rng) -> np.ndarray:
+    n_cells = cells.cy.size
+    counts = rng.poisson(line.microtubules_per_cell, n_cells)
+    owner = np.repeat(np.arange(n_cells), counts)
+    if owner.size == 0:
+        return np.zeros(cells.labels.shape, np.float32)
+    step = 1.0
+    n_steps = int(np.ceil(2.4 * cells.a.max() / step))
+    sy = cells.centrosome[owner, 0] + rng.normal(0, 0.3 / px, owner.size).astype(np.float32)
+    sx = cells.centrosome[owner, 1] + rng.normal(0, 0.3 / px, owner.size).astype(np.float32)
+    # A third of the microtubules are not anchored at the centrosome: they start anywhere.
+    free = rng.random(owner.size) < 0.3
+    fy, fx = sampler(int(free.sum()), rng)
+    sy[free], sx[free] = fy, fx
+    owner[free] = lookup(cells.labels, fy, fx) - 1
+    ys, xs = random_walks(sy, sx, rng.uniform(0, 2 * np.pi, owner.size), n_steps, step,
+                          _turn_sd(step, px, line.microtubule_persistence_um), rng)
+    length = rng.uniform(0.5, 1.0, owner.size) * 2.4 * cells.a[owner] / step
+    valid = (lookup(cells.labels, ys, xs) == (owner[:, None] + 1)) & (owner[:, None] >= 0)
+    valid &= np.arange(n_steps)[None, :] < length[:, None]
+    valid = _truncate(valid)
+    over_nucleus = lookup(cells.nscore, ys, xs, outside=np.inf) < 1
+    weight = np.where(over_nucleus, 0.5, 1.0) * valid * step
+    return _line_density(cells.labels.shape, ys, xs, weight, STRUCTURE_WIDTH_UM["tubulin"], px)
+
+
+def _mitochondria(cells: _Cells, sampler: PixelSampler, cyto_area_um2: float, line: CellLine, px, rng
+                  ) -> np.ndarray:
+    sy, sx = sampler(int(rng.poisson(line.mito_density * cyto_area_um2)), rng)
+    if sy.size == 0:
+        return np.zeros(cells.labels.shape, np.float32)
+    step = 0.75
+    max_len = 4 * line.mito_length_um / px
+    n_steps = int(np.ceil(max_len / step))
+    length = np.clip(rng.exponential(line.mito_length_um / px, sy.size), 0.4 / px, max_len) / step
+    ys, xs = random_walks(sy, sx, rng.uniform(0, 2 * np.pi, sy.size), n_steps, step,
+                          _turn_sd(step, px, line.mito_persistence_um), rng)
+    owner = lookup(cells.labels, sy, sx)
+    valid = (lookup(cells.labels, ys, xs) == owner[:, None]) & (owner[:, None] > 0)
+    valid &= lookup(cells.nscore, ys, xs, outside=np.inf) > 1.02
+    valid &= np.arange(n_steps)[None, :] < length[:, None]
+    valid = _truncate(valid)
+    brightness = rng.uniform(0.6, 1.4, sy.size)[:, None]
+    return _line_density(cells.labels.shape, ys, xs, valid * step * brightness,
+                         STRUCTURE_WIDTH_UM["mitochondria"], px)
+
+
+def _stress_fibres(cells: _Cells, line: CellLine, px, rng) -> np.ndarray:
+    n_cells = cells.cy.size
+    counts = rng.poisson(line.stress_fibres_per_cell, n_cells)
+    owner = np.repeat(np.arange(n_cells), counts)
+    if owner.size == 0:
+        return np.zeros(cells.labels.shape, np.float32)
+    theta = cells.angle[owner] + rng.normal(0, line.fibre_spread_rad, owner.size)
+    across = rng.uniform(-0.85, 0.85, owner.size) * cells.b[owner]
+    along = rng.uniform(-0.3, 0.3, owner.size) * cells.a[owner]
+    ang = cells.angle[owner]
+    oy = cells.cy[owner] + along * np.sin(ang) + across * np.cos(ang)
+    ox = cells.cx[owner] + along * np.cos(ang) - across * np.sin(ang)
+    # Each bundle spans part of the cell (30-90 % of its long axis), ending at focal adhesions.
+    half_len = rng.uniform(0.3, 0.9, owner.size) * cells.a[owner]
+    t = np.arange(-1.0, 1.0, 0.75 / cells.a.max(), dtype=np.float32)[None, :]
+    ys = oy[:, None] + t * (half_len * np.sin(theta))[:, None]
+    xs = ox[:, None] + t * (half_len * np.cos(theta))[:, None]
+    spacing = 2 * half_len[:, None] / t.shape[1]  # px of length each point stands for
+    valid = lookup(cells.labels, ys, xs) == (owner[:, None] + 1)
+    under_nucleus = lookup(cells.nscore, ys, xs, outside=np.inf) < 1
+    strength = rng.uniform(0.4, 1.2, owner.size)[:, None] * np.where(under_nucleus, 0.3, 1.0)
+    return _line_density(cells.labels.shape, ys, xs, valid * spacing * strength, STRUCTURE_WIDTH_UM["actin"], px)
+
+
+def _centrosome_clouds(cells: _Cells, px, rng, sigma_um: float = 0.4, points: int = 64) -> np.ndarray:
+    """Pericentriolar tubulin: a Gaussian cloud of points (σ ≈ 0.4 µm) around each centrosome."""
+    n = cells.centrosome.shape[0]
+    ys = cells.centrosome[:, 0:1] + rng.normal(0, sigma_um / px, (n, points))
+    xs = cells.centrosome[:, 1:2] + rng.normal(0, sigma_um / px, (n, points))
+    # Peak ~1 after the tubulin width blur: total weight 2π σ² spread over the points.
+    return splat(cells.labels.shape, ys, xs, np.float32(2 * np.pi * (sigma_um / px) ** 2 / points))
+
+
+def _chromatin_texture(shape, px, rng) -> np.ndarray:
+    """Band-passed noise (~0.5-2 µm blobs) of unit standard deviation."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    fy, fx = frequency_grid(shape, px, real=True)
+    f2 = fy * fy + fx * fx
+    spec = sfft.rfft2(noise, workers=WORKERS) * (gaussian_otf(f2, 0.25) - gaussian_otf(f2, 1.0))
+    tex = sfft.irfft2(spec, s=shape, workers=WORKERS).astype(np.float32)
+    return tex / max(float(tex.std()), 1e-6)
+
+
+def _blend_blurred(maps: list[tuple[np.ndarray, float]], px: float) -> np.ndarray:
+    """Σ_k blur(map_k, σ_k) with one forward FFT per map and a single inverse FFT."""
+    shape = maps[0][0].shape
+    fy, fx = frequency_grid(shape, px, real=True)
+    f2 = fy * fy + fx * fx
+    total = None
+    for image, sigma in maps:
+        term = sfft.rfft2(image, workers=WORKERS) * gaussian_otf(f2, sigma)
+        total = term if total is None else total + term
+    return sfft.irfft2(total, s=shape, workers=WORKERS).astype(np.float32)
+
+
+def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
+                 rng: np.random.Generator, index: IndexContrast = IndexContrast()) -> Phantom:
+    """Simulate one field of view of `shape` (H, W) pixels at `pixel_size_um`."""
+    px = float(pixel_size_um)
+    canvas = fast_shape(shape, CANVAS_MARGIN_PX)
+    top, left = (canvas[0] - shape[0]) // 2, (canvas[1] - shape[1]) // 2
+    crop = (slice(top, top + shape[0]), slice(left, left + shape[1]))
+    cells = _rasterise_cells(canvas, px, line, rng, crop)
+    in_cell = cells.labels > 0
+    score = np.where(in_cell, cells.score, np.float32(1))
+    nscore = cells.nscore
+    in_nucleus = nscore < 1
+
+    # Thickness: a thin lamella that tapers at the edge, rising to a dome over the nucleus that
+    # falls off just beyond it (the nucleus bulges: its outline is a thickness step in TL).
+    taper = np.sqrt(np.maximum(1 - score ** 4, 0))
+    dome = np.maximum(1 - np.square(np.where(in_cell, nscore, np.float32(9)) / np.float32(1.35)), 0)
+    height = (np.float32(line.lamella_um) + np.float32(line.height_um - line.lamella_um) * dome) * taper * in_cell
+    nuc_thick = np.where(in_nucleus, np.float32(0.85 * line.height_um) * np.sqrt(np.maximum(1 - nscore ** 2, 0)),
+                         np.float32(0))
+    texture = _chromatin_texture(canvas, px, rng)
+
+    cytoplasm = np.where(in_cell & ~in_nucleus, height, np.float32(0))
+    sampler = PixelSampler(cytoplasm)
+    cyto_area_um2 = float(np.count_nonzero(cytoplasm)) * px * px
+    mito = _mitochondria(cells, sampler, cyto_area_um2, line, px, rng)
+    tubules = _microtubules(cells, sampler, line, px, rng)
+    fibres = _stress_fibres(cells, line, px, rng)
+    vy, vx = sampler(int(rng.poisson(line.vesicle_density * cyto_area_um2)), rng)
+    vesicles = _point_density(canvas, vy, vx, rng.uniform(0.5, 1.5, vy.size), 0.15, px)
+    dy, dx = PixelSampler(cytoplasm ** 2)(int(rng.poisson(line.droplets_per_cell * cells.cy.size)), rng)
+    droplets = _point_density(canvas, dy, dx, rng.uniform(0.6, 1.4, dy.size), 0.3, px)
+
+    # Everything thin shares one anti-aliasing blur (the pupil cannot tell 0.1 from 0.15 µm);
+    # droplets, larger, get their own. Widths only rescale peaks, so path integrals are kept.
+    fine_opd = (index.cytoplasm * height
+                + (line.nucleus_dn + index.chromatin * texture) * nuc_thick
+                + index.nucleolus * cells.nucleoli_um
+                + index.envelope * index.envelope_um * cells.envelope * in_nucleus
+                + index.vesicle * index.vesicle_um * vesicles
+                + index.mitochondrion * index.mitochondrion_um * mito
+                + index.microtubule * index.microtubule_um * tubules
+                + index.actin * index.actin_um * fibres).astype(np.float32)
+    opd = _blend_blurred([(fine_opd, 0.12), (np.float32(index.droplet * index.droplet_um) * droplets, 0.3)], px)
+    # Droplets and granules scatter light out of the aperture: a little apparent absorption.
+    # Nucleoli and the dense cell body also scatter a little, so cells stay faintly visible in focus.
+    fine_abs = (0.015 * vesicles + 0.005 * height + 0.01 * cells.nucleoli_um).astype(np.float32)
+    absorption = _blend_blurred([(fine_abs, 0.12), (np.float32(0.06) * droplets, 0.3)], px)
+
+    # Fluorescent densities. DNA dyes fill the nucleus, brighter in heterochromatin, dim in nucleoli.
+    nucleoli_norm = cells.nucleoli_um / max(float(cells.nucleoli_um.max()), 1e-6)
+    dna = nuc_thick / np.float32(line.height_um) * np.maximum(1 + 0.35 * texture, 0.2) * (1 - 0.75 * nucleoli_norm)
+    cyto_norm = height / np.float32(max(line.height_um, 1e-6))
+    cortex = np.exp(-np.square((1 - score) * cells.radius * np.float32(px / 0.35))) * in_cell
+    organelles = {
+        "nucleus": dna.astype(np.float32),
+        "mitochondria": mito,
+        "tubulin": (tubules + 0.08 * cyto_norm + 0.8 * _centrosome_clouds(cells, px, rng)).astype(np.float32),
+        "actin": (fibres + 0.6 * cortex + 0.06 * cyto_norm).astype(np.float32),
+    }
+    return Phantom(px, crop, opd, absorption, organelles, cells.labels, in_nucleus, cells.centrosome)
