@@ -1,0 +1,166 @@
+"""A trained run -> a self-describing checkpoint in weights/ and its routes in weights/manifest.json.
+
+    python -m training.export --run RUN_DIR --name p2p_bf --weights weights/ --route 'BF:*'
+    python -m training.export --run RUN_DIR --name vq_nucleus --route '*:nucleus' --half
+
+--route MODALITY:ORGANELLE (comma-separated, repeatable; '*' = all) points those pairs at this
+checkpoint, replacing what they had; --add-route appends it instead (an ensemble average). Other
+checkpoints and routes in the manifest are kept. A checkpoint no route uses any more is dropped
+from the manifest (its file stays). The manifest is written through models.registry.write_manifest
+(hashes + full validation) once all 12 (modality, organelle) pairs resolve; until then it is
+written as it stands and the missing pairs are listed, so several exports can build it up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from models.registry import (CheckpointSpec, Manifest, build_model, save_checkpoint, sha256_file,
+                             write_manifest)
+from preprocessing.ome_io import MODALITIES, ORGANELLES
+
+from .checkpointing import load_module_state, load_training_checkpoint
+from .trainer import BEST, LAST
+
+MANIFEST = "manifest.json"
+
+
+def parse_routes(texts: list[str]) -> list[tuple[str, str]]:
+    """'BF:nucleus,PC:*' -> [(BF, nucleus), (PC, nucleus), (PC, mitochondria), ...]."""
+    pairs: list[tuple[str, str]] = []
+    for text in texts:
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            if item.count(":") != 1:
+                raise ValueError(f"route {item!r}: expected MODALITY:ORGANELLE (either may be '*')")
+            modality, organelle = (p.strip() for p in item.split(":"))
+            modality = modality.upper()
+            if modality != "*" and modality not in MODALITIES:
+                raise ValueError(f"route {item!r}: unknown modality; expected one of {MODALITIES} or *")
+            if organelle != "*" and organelle not in ORGANELLES:
+                raise ValueError(f"route {item!r}: unknown organelle; expected one of {ORGANELLES} or *")
+            for m in (MODALITIES if modality == "*" else (modality,)):
+                for o in (ORGANELLES if organelle == "*" else (organelle,)):
+                    if (m, o) not in pairs:
+                        pairs.append((m, o))
+    return pairs
+
+
+def spec_from_run(state: dict, *, window: int | None = None, note: str | None = None) -> CheckpointSpec:
+    steps = state["step"]
+    default_note = (f"{state['arch']} trained {steps} steps on {', '.join(state['modalities'])} "
+                    f"({state.get('note') or 'data not described'})")
+    return CheckpointSpec(arch=state["arch"], config=state["model_config"],
+                          organelles=tuple(state["organelles"]), modalities=tuple(state["modalities"]),
+                          input_norm=dict(state["input_norm"]), pixel_size_um=state["pixel_size_um"],
+                          window=int(window or state["window"]), size_divisor=int(state["size_divisor"]),
+                          note=note or default_note)
+
+
+def _load_manifest_dict(path: Path) -> dict:
+    if not path.exists():
+        return {"version": 1, "checkpoints": {}, "routes": {}, "fallback_modality": "BF"}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: existing manifest is not readable JSON ({exc}); fix or remove it") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("checkpoints", {}), dict) \
+            or not isinstance(data.get("routes", {}), dict):
+        raise ValueError(f"{path}: existing manifest is not a manifest object; fix or remove it")
+    data.setdefault("checkpoints", {})
+    data.setdefault("routes", {})
+    data.setdefault("fallback_modality", "BF")
+    return data
+
+
+def missing_pairs(routes: dict) -> list[str]:
+    return [f"{m}:{o}" for m in MODALITIES for o in ORGANELLES if not routes.get(m, {}).get(o)]
+
+
+def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[tuple[str, str]] = (),
+               add_routes: list[tuple[str, str]] = (), which: str = "best", half: bool = False,
+               window: int | None = None, note: str | None = None,
+               fallback_modality: str | None = None) -> tuple[Path, list[str]]:
+    """Write weights/<name>.pt and update weights/manifest.json; returns (checkpoint, missing pairs)."""
+    run, weights = Path(run), Path(weights)
+    source = run / (BEST if which == "best" else LAST)
+    if which == "best" and not source.exists():
+        source = run / LAST                     # a run too short to have validated
+    if not source.exists():
+        raise FileNotFoundError(f"{run}: no {BEST} or {LAST}; is this a training run folder?")
+    state = load_training_checkpoint(source)
+    spec = spec_from_run(state, window=window, note=note)
+    for m, o in list(routes) + list(add_routes):
+        if o not in spec.organelles:
+            raise ValueError(f"route {m}:{o}: {source} predicts only {spec.organelles}")
+    model = build_model(spec.arch, spec.config)
+    load_module_state(model, state["generator"])
+    weights.mkdir(parents=True, exist_ok=True)
+    file = f"{name}.pt"
+    save_checkpoint(weights / file, model, spec, half=half)
+
+    manifest_path = weights / MANIFEST
+    data = _load_manifest_dict(manifest_path)
+    data["checkpoints"][name] = {"file": file, "sha256": sha256_file(weights / file)}
+    for m, o in routes:
+        data["routes"].setdefault(m, {})[o] = [name]
+    for m, o in add_routes:
+        names = data["routes"].setdefault(m, {}).setdefault(o, [])
+        if name not in names:
+            names.append(name)
+    if fallback_modality:
+        data["fallback_modality"] = fallback_modality
+    used = {n for by_o in data["routes"].values() for names in by_o.values() for n in names}
+    data["checkpoints"] = {n: e for n, e in data["checkpoints"].items() if n in used or n == name}
+    missing = missing_pairs(data["routes"])
+    if missing:
+        _write_json(manifest_path, data)
+    else:
+        write_manifest(manifest_path, {n: e["file"] for n, e in data["checkpoints"].items()},
+                       data["routes"], fallback_modality=data["fallback_modality"])
+        Manifest.load(manifest_path)
+    return weights / file, missing
+
+
+def _write_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", required=True, help="training run folder (best.pt / last.pt)")
+    p.add_argument("--name", required=True, help="checkpoint name: weights/<NAME>.pt")
+    p.add_argument("--weights", default="weights", help="weights folder holding manifest.json")
+    p.add_argument("--route", action="append", default=[], help="MODALITY:ORGANELLE pairs to replace")
+    p.add_argument("--add-route", action="append", default=[], help="pairs to append to (ensemble)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    p.add_argument("--window", type=int, default=None, help="preferred inference window")
+    p.add_argument("--note", default=None)
+    p.add_argument("--fallback-modality", choices=MODALITIES, default=None)
+    args = p.parse_args(argv)
+    try:
+        path, missing = export_run(args.run, args.name, args.weights, routes=parse_routes(args.route),
+                                   add_routes=parse_routes(args.add_route), which=args.checkpoint,
+                                   half=args.half, window=args.window, note=args.note,
+                                   fallback_modality=args.fallback_modality)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if missing:
+        print(f"manifest incomplete, not yet loadable: no route for {', '.join(missing)}")
+    else:
+        print(f"manifest {Path(args.weights) / MANIFEST} complete and validated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Validation with the challenge's own metrics (metrics/challenge.py score_image).
+
+A fixed list of (FOV, z-slice) items, drawn once from a seed, is predicted every N steps on a
+centred window of the whole normalised image (at most `crop` pixels a side, a multiple of the
+model's size divisor) so one validation costs the same at every step. The score that picks the
+best checkpoint is the mean over organelles of (PCC + SSIM) / 2: the two metrics every organelle
+has, each on a 0..1-ish scale, so no organelle or metric dominates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from metrics.challenge import score_image
+from preprocessing.layout import FieldOfView
+
+from .dataset import ImageCache
+
+
+@dataclass(frozen=True)
+class ValItem:
+    fov: FieldOfView
+    z: int
+
+
+def validation_items(fovs: list[FieldOfView], max_items: int, seed: int) -> list[ValItem]:
+    """Up to `max_items` (FOV, z) pairs: FOVs taken round-robin by study, a random z per FOV."""
+    rng = np.random.default_rng(seed)
+    by_study: dict[str, list[FieldOfView]] = {}
+    for fov in fovs:
+        by_study.setdefault(fov.study, []).append(fov)
+    queues = [list(by_study[s]) for s in sorted(by_study)]
+    items: list[ValItem] = []
+    while len(items) < max_items and any(queues):
+        for queue in queues:
+            if queue and len(items) < max_items:
+                fov = queue.pop(0)
+                zs = sorted(fov.slices)
+                items.append(ValItem(fov, zs[int(rng.integers(len(zs)))]))
+    return items
+
+
+def _centre_window(shape: tuple[int, int], crop: int, divisor: int) -> tuple[slice, slice]:
+    out = []
+    for n in shape:
+        side = min(crop, n) // divisor * divisor
+        if side < divisor:
+            raise ValueError(f"validation image side {n} is smaller than the model's size divisor {divisor}")
+        start = (n - side) // 2
+        out.append(slice(start, start + side))
+    return out[0], out[1]
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, items: list[ValItem], cache: ImageCache, organelles: tuple[str, ...],
+             *, crop: int, divisor: int, device: torch.device, amp_dtype: torch.dtype | None = None
+             ) -> dict[str, float]:
+    """Mean challenge metrics per organelle ("<organelle>/<metric>") and the overall "score"."""
+    was_training = model.training
+    model.eval()
+    per_metric: dict[str, list[float]] = {}
+    try:
+        for item in items:
+            tl, gts = cache.pair(item.fov, item.z)
+            wy, wx = _centre_window(tl.shape, crop, divisor)
+            x = torch.from_numpy(np.ascontiguousarray(tl[wy, wx]))[None, None].to(device)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                y = model(x)
+            pred = y.float()[0].cpu().numpy()
+            for k, organelle in enumerate(organelles):
+                if organelle in gts:
+                    scores = score_image(pred[k], gts[organelle][wy, wx], organelle)
+                    for metric, value in scores.items():
+                        per_metric.setdefault(f"{organelle}/{metric}", []).append(value)
+    finally:
+        model.train(was_training)
+    result = {key: float(np.nanmean(values)) for key, values in per_metric.items()}
+    per_organelle = [(result[f"{o}/PCC"] + result[f"{o}/SSIM"]) / 2 for o in organelles
+                     if f"{o}/PCC" in result]
+    result["score"] = float(np.mean(per_organelle)) if per_organelle else float("nan")
+    return result
