@@ -1,0 +1,182 @@
+"""The Python helpers behind test.sh: staging, output checks, thresholds. Real files, written and read."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from preprocessing.layout import INPUT_SUBDIR, OUTPUT_SUBDIRS, gt_file_name, tl_file_name
+from preprocessing.ome_io import ORGANELLES, write_ome_tiff
+from scripts.check_outputs import check_outputs
+from scripts.check_thresholds import Thresholds, ThresholdError, evaluate, load_thresholds
+from scripts.stage_inputs import StagingError, stage_inputs
+
+REPO = Path(__file__).resolve().parent.parent
+PIXEL = (0.1, 0.12)
+
+
+def _tl(folder: Path, image_id: str, modality: str, z: int, shape=(32, 40)) -> Path:
+    rng = np.random.default_rng(abs(hash((image_id, z))) % 2**32)
+    return write_ome_tiff(folder / tl_file_name(image_id, modality, z),
+                          rng.integers(0, 4000, shape).astype(np.uint16), channel_name=modality,
+                          pixel_size_um=PIXEL)
+
+
+@pytest.fixture
+def studies(tmp_path: Path) -> Path:
+    root = tmp_path / "studies"
+    _tl(root / "Study_1", "11", "BF", 0)
+    _tl(root / "Study_1", "11", "BF", 1)
+    _tl(root / "Study_2", "21", "PC", 3, shape=(24, 36))
+    write_ome_tiff(root / "Study_2" / gt_file_name("21", "nucleus"), np.zeros((24, 36), np.uint16),
+                   channel_name="Nucleus", pixel_size_um=PIXEL)
+    return root
+
+
+def test_stage_inputs_flattens_tl_files_and_keeps_names(studies: Path, tmp_path: Path) -> None:
+    staged = stage_inputs(studies, tmp_path / "stage")
+    folder = tmp_path / "stage" / INPUT_SUBDIR
+    assert [p.name for p in staged] == sorted(["image_11_BF_z0.ome.tiff", "image_11_BF_z1.ome.tiff",
+                                               "image_21_PC_z3.ome.tiff"])
+    assert sorted(p.name for p in folder.iterdir()) == [p.name for p in staged]   # no ground truth staged
+    for path in staged:
+        source = next(studies.glob(f"Study_*/{path.name}"))
+        assert path.read_bytes() == source.read_bytes()
+    # A re-run replaces, never accumulates.
+    (folder / "stale.tiff").write_bytes(b"x")
+    stage_inputs(studies, tmp_path / "stage")
+    assert not (folder / "stale.tiff").exists()
+
+
+def test_stage_inputs_refuses_name_collisions_and_empty_studies(studies: Path, tmp_path: Path) -> None:
+    _tl(studies / "Study_3", "11", "BF", 0)   # same TL name as in Study_1
+    with pytest.raises(StagingError, match="image_11_BF_z0.ome.tiff"):
+        stage_inputs(studies, tmp_path / "stage")
+    (tmp_path / "empty" / "Study_1").mkdir(parents=True)
+    with pytest.raises(StagingError, match="no transmitted-light files"):
+        stage_inputs(tmp_path / "empty", tmp_path / "stage")
+
+
+def _predict(stage: Path, pred: Path, *, skip=(), shape_of=None, pixel_size=PIXEL) -> None:
+    for path in sorted((stage / INPUT_SUBDIR).iterdir()):
+        shape = tifffile.imread(path).shape
+        for organelle in ORGANELLES:
+            if (organelle, path.name) in skip:
+                continue
+            out_shape = shape_of(organelle, path.name, shape) if shape_of else shape
+            write_ome_tiff(pred / OUTPUT_SUBDIRS[organelle] / path.name, np.full(out_shape, 7, np.uint16),
+                           channel_name=organelle, pixel_size_um=pixel_size)
+
+
+def test_check_outputs_accepts_complete_predictions(studies: Path, tmp_path: Path) -> None:
+    stage_inputs(studies, tmp_path / "stage")
+    _predict(tmp_path / "stage", tmp_path / "pred")
+    report = check_outputs(tmp_path / "stage", tmp_path / "pred")
+    assert report.ok, report.problems
+    assert (report.inputs, report.files_checked) == (3, 12)
+
+
+def test_check_outputs_lists_every_problem(studies: Path, tmp_path: Path) -> None:
+    stage, pred = tmp_path / "stage", tmp_path / "pred"
+    stage_inputs(studies, stage)
+    _predict(stage, pred, skip={("actin", "image_11_BF_z1.ome.tiff")},
+             shape_of=lambda o, n, s: (s[0] - 1, s[1]) if (o, n) == ("tubulin", "image_21_PC_z3.ome.tiff") else s)
+    (pred / OUTPUT_SUBDIRS["nucleus"] / "image_99_BF_z0.ome.tiff").write_bytes(b"not a tiff")
+    # A plain TIFF (no OME-XML) and one whose OME-XML lost the pixel size.
+    tifffile.imwrite(pred / OUTPUT_SUBDIRS["mitochondria"] / "image_11_BF_z0.ome.tiff", np.zeros((32, 40), np.uint16),
+                     ome=False)
+    write_ome_tiff(pred / OUTPUT_SUBDIRS["actin"] / "image_21_PC_z3.ome.tiff", np.zeros((24, 36), np.uint16),
+                   channel_name="actin", pixel_size_um=None)
+    problems = check_outputs(stage, pred).problems
+    text = "\n".join(problems)
+    assert "actin-fluorescence-ome-tiff/image_11_BF_z1.ome.tiff: missing" in text
+    assert "tubulin-fluorescence-ome-tiff/image_21_PC_z3.ome.tiff: shape (23, 36)" in text
+    assert "image_99_BF_z0.ome.tiff: no input of that name" in text
+    assert "mitochondria-fluorescence-ome-tiff/image_11_BF_z0.ome.tiff: no OME-XML" in text
+    assert "actin-fluorescence-ome-tiff/image_21_PC_z3.ome.tiff: OME-XML lost the physical pixel size" in text
+    assert len(problems) == 5
+
+
+def test_check_outputs_catches_changed_pixel_size_and_missing_folder(studies: Path, tmp_path: Path) -> None:
+    stage, pred = tmp_path / "stage", tmp_path / "pred"
+    stage_inputs(studies, stage)
+    _predict(stage, pred, pixel_size=(0.2, 0.12))
+    import shutil
+    shutil.rmtree(pred / OUTPUT_SUBDIRS["tubulin"])
+    problems = check_outputs(stage, pred).problems
+    assert sum("physical pixel size (0.2, 0.12)" in p for p in problems) == 9   # 3 inputs x 3 organelles
+    assert sum("missing organelle folder (tubulin)" in p for p in problems) == 1
+
+
+def test_check_outputs_cli_exit_codes(studies: Path, tmp_path: Path) -> None:
+    stage, pred = tmp_path / "stage", tmp_path / "pred"
+    stage_inputs(studies, stage)
+    _predict(stage, pred, skip={("nucleus", "image_11_BF_z0.ome.tiff")})
+    cmd = [sys.executable, str(REPO / "scripts" / "check_outputs.py"), "--input", str(stage), "--pred", str(pred)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)   # run as a file, elsewhere
+    assert done.returncode == 1
+    assert "FAILED: 1 problem(s)" in done.stderr and "image_11_BF_z0.ome.tiff: missing" in done.stderr
+    empty = tmp_path / "no_inputs"
+    empty.mkdir()
+    done = subprocess.run(cmd[:3] + [str(empty), "--pred", str(pred)], capture_output=True, text=True)
+    assert done.returncode == 2 and "no .tif/.tiff input images" in done.stderr
+
+
+def _thresholds(tmp_path: Path, content: dict) -> Path:
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps(content))
+    return path
+
+
+def test_thresholds_min_max_and_unmeasured() -> None:
+    aggregate = {"nucleus": {"PCC": 0.5, "SSIM": 0.3, "MAE": 0.2}, "mitochondria": {"PCC": math.nan}}
+    checks = evaluate(aggregate, Thresholds(min={"nucleus": {"PCC": 0.4, "SSIM": 0.35},
+                                                 "mitochondria": {"PCC": 0.0}, "actin": {"PCC": 0.0}},
+                                            max={"nucleus": {"MAE": 0.25}}))
+    verdict = {c.description.split(":")[0]: c.passed for c in checks}
+    assert verdict == {"nucleus PCC >= 0.4": True, "nucleus SSIM >= 0.35": False,
+                       "mitochondria PCC >= 0 (not measured)": False, "actin PCC >= 0 (not measured)": False,
+                       "nucleus MAE <= 0.25": True}
+
+
+def test_thresholds_beat_baselines_respects_metric_direction() -> None:
+    aggregate = {"nucleus": {"PCC": 0.5, "MAE": 0.2, "SSIM": 0.1}}
+    baselines = {"constant": {"nucleus": {"PCC": 0.0, "MAE": 0.1, "SSIM": math.nan}},
+                 "tl_input": {"nucleus": {"PCC": 0.5}}}
+    checks = evaluate(aggregate, Thresholds(require_beat_baselines=True), baselines)
+    verdict = {c.description: c.passed for c in checks}
+    assert verdict == {"nucleus PCC > baseline constant (0)": True,
+                       "nucleus MAE < baseline constant (0.1)": False,   # lower is better: 0.2 loses
+                       "nucleus PCC > baseline tl_input (0.5)": False}  # a tie does not beat; NaN skipped
+    assert [c.passed for c in evaluate(aggregate, Thresholds(require_beat_baselines=True), {})] == [False]
+
+
+def test_threshold_file_validation(tmp_path: Path) -> None:
+    assert load_thresholds(REPO / "test" / "thresholds.json").require_beat_baselines is False
+    assert load_thresholds(_thresholds(tmp_path, {"_doc": "x", "min": {"actin": {"SSIM": 0.2}}})).min == \
+        {"actin": {"SSIM": 0.2}}
+    for bad, reason in [({"minimum": {}}, "unknown key"), ({"min": {"nuclei": {"PCC": 0}}}, "unknown organelle"),
+                        ({"min": {"actin": {"MAE": 0}}}, "not a metric of actin"),
+                        ({"max": {"nucleus": {"MAE": "low"}}}, "not a finite number"),
+                        ({"require_beat_baselines": "yes"}, "true or false")]:
+        with pytest.raises(ThresholdError, match=reason):
+            load_thresholds(_thresholds(tmp_path, bad))
+
+
+def test_check_thresholds_cli(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"results": [], "agregate": {"nucleus": {"PCC": 0.3, "SSIM": NaN}}}')
+    cmd = [sys.executable, "-m", "scripts.check_thresholds", "--metrics", str(metrics), "--thresholds"]
+    ok = subprocess.run(cmd + [str(_thresholds(tmp_path, {"min": {"nucleus": {"PCC": 0.25}}}))],
+                        capture_output=True, text=True, cwd=REPO)
+    assert ok.returncode == 0 and "PASS  nucleus PCC >= 0.25: 0.3000" in ok.stdout
+    low = subprocess.run(cmd + [str(_thresholds(tmp_path, {"min": {"nucleus": {"PCC": 0.25, "SSIM": 0.0}}}))],
+                         capture_output=True, text=True, cwd=REPO)
+    assert low.returncode == 1 and "FAIL  nucleus SSIM >= 0 (not measured)" in low.stdout
+    assert "FAILED: 1 of 2 check(s)" in low.stderr
