@@ -1,0 +1,145 @@
+"""One TL image in, four organelle predictions in [0, 1] out.
+
+Per image: pick the modality (metadata, else the manifest's fallback), ask the manifest which
+checkpoints serve each organelle, and run every needed checkpoint ONCE for all the organelles it
+covers (a multi-decoder pix2pix predicts all four in one pass). Per checkpoint: normalise as it
+declares, resample to its pixel size, slide windows x TTA over the image, resample back to exactly
+H x W, map its output range to [0, 1]. Routes that list several checkpoints are averaged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from preprocessing.normalization import normalise
+from preprocessing.ome_io import ORGANELLES, OmeImage
+from preprocessing.resampling import to_model_grid, to_shape
+
+from .settings import InferenceSettings
+from .sliding_window import sliding_window_predict
+
+__all__ = ["InferenceSettings", "Prediction", "predict_image", "run_checkpoint"]
+log = logging.getLogger(__name__)
+# Challenge images are 512-2048 px a side; far smaller ones are worth a word in the log.
+_SMALL_SIDE = 64
+
+# Models already switched to channels-last (done once per model, not per image).
+_CHANNELS_LAST: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
+
+
+@dataclass
+class Prediction:
+    organelles: dict[str, np.ndarray]      # organelle -> float32 H x W in [0, 1]
+    models_used: list[str]                 # checkpoint names, in the order they ran
+    modality: str                          # the modality the routes were chosen for
+    fallback: bool                         # True when the image's own modality was missing/unknown
+    seconds: float
+    warnings: list[str] = field(default_factory=list)   # odd but survivable input, for the log
+
+
+def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings | None = None) -> Prediction:
+    """Four finite [0, 1] predictions of the image's H x W. `manifest`/`store`: models.registry."""
+    settings = settings or InferenceSettings()
+    start = time.perf_counter()
+    modality, fallback = manifest.effective_modality(image.modality)
+    warnings = _input_warnings(image)
+    if fallback:
+        warnings.append(f"modality {image.modality!r} missing or unknown; using the manifest's "
+                        f"fallback {modality}")
+        log.info("%s: %s", image.path, warnings[-1])
+    routes = {organelle: list(manifest.resolve(modality, organelle)) for organelle in ORGANELLES}
+    for organelle, names in routes.items():
+        if not names:
+            raise ValueError(f"manifest has no checkpoint for {modality}/{organelle}")
+    needed = list(dict.fromkeys(name for names in routes.values() for name in names))
+
+    sums = {organelle: np.zeros(image.shape, dtype=np.float32) for organelle in ORGANELLES}
+    prepared: dict[tuple, torch.Tensor] = {}  # inputs shared by checkpoints with the same norm/pixel size
+    for name in needed:
+        checkpoint = store.get(name)
+        wanted = [o for o, names in routes.items() if name in names]
+        missing = [o for o in wanted if o not in checkpoint.spec.organelles]
+        if missing:
+            raise ValueError(f"checkpoint {name} is routed to {missing} but predicts only "
+                             f"{list(checkpoint.spec.organelles)}")
+        channels = run_checkpoint(checkpoint, image, settings, prepared)
+        for organelle in wanted:
+            sums[organelle] += channels[checkpoint.spec.organelles.index(organelle)]
+    outputs = {o: _finite01(np.divide(sums[o], len(routes[o]), out=sums[o])) for o in ORGANELLES}
+    return Prediction(outputs, needed, modality, fallback, time.perf_counter() - start, warnings)
+
+
+@torch.inference_mode()   # its outputs are inference tensors, post-processed here in place
+def run_checkpoint(checkpoint, image: OmeImage, settings: InferenceSettings,
+                   prepared: dict | None = None) -> np.ndarray:
+    """All output channels of one checkpoint for one image: float32 C x H x W in [0, 1]."""
+    spec, model = checkpoint.spec, checkpoint.model
+    device = _model_device(model, settings)
+    key = (json.dumps(spec.input_norm, sort_keys=True), spec.pixel_size_um)
+    prepared = {} if prepared is None else prepared
+    if key not in prepared:
+        normalised, _ = normalise(image.array, spec.input_norm)
+        prepared[key] = torch.from_numpy(np.ascontiguousarray(
+            to_model_grid(normalised, image.pixel_size_um, spec.pixel_size_um)))[None, None]
+    x = prepared[key]
+    in_channels = int(spec.config.get("in_channels", 1)) if isinstance(spec.config, dict) else 1
+    if in_channels > 1:  # a model fed TL in several channels gets the one channel repeated
+        x = x.expand(1, in_channels, *x.shape[-2:])
+    amp = settings.amp and device.type == "cuda"
+    if amp and model not in _CHANNELS_LAST:
+        model.to(memory_format=torch.channels_last)
+        _CHANNELS_LAST.add(model)
+    model.eval()
+    y = _predict_bounded(model, x, settings, device, spec, amp)[0]
+    y = to_shape(y, image.shape)
+    low, high = (float(v) for v in spec.output_range)
+    # In place: for a 4096² image each C x H x W temporary would cost another 256 MB.
+    y = y.sub_(low).div_(high - low)
+    return torch.nan_to_num_(y, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0).numpy()
+
+
+def _predict_bounded(model, x, settings, device, spec, amp) -> torch.Tensor:
+    """Sliding window; on CUDA out-of-memory retry with half the batch (a T4 shares 16 GB)."""
+    batch = settings.batch_size
+    while True:
+        try:
+            return sliding_window_predict(
+                x, model, window=settings.window or spec.window, overlap=settings.overlap,
+                blend=settings.blend, batch_size=batch, size_divisor=spec.size_divisor, tta=settings.tta,
+                device=device, amp=amp, channels_last=amp)
+        except torch.cuda.OutOfMemoryError:
+            if batch == 1:
+                raise
+            batch //= 2
+            torch.cuda.empty_cache()
+            log.warning("CUDA out of memory; retrying with batch size %d", batch)
+
+
+def _model_device(model: torch.nn.Module, settings: InferenceSettings) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    return settings.torch_device()
+
+
+def _finite01(array: np.ndarray) -> np.ndarray:
+    """NaN/inf (e.g. an fp16 overflow) must never reach a uint16 file: replace, then clip (in place)."""
+    array = np.nan_to_num(array.astype(np.float32, copy=False), copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(array, 0.0, 1.0, out=array)
+
+
+def _input_warnings(image: OmeImage) -> list[str]:
+    notes = []
+    array = image.array
+    if array.size and float(array.min()) == float(array.max()):
+        notes.append(f"constant image (every pixel {float(array.min()):g}): predictions carry no structure")
+    if min(image.shape) < _SMALL_SIDE:
+        notes.append(f"small image {image.shape[0]}x{image.shape[1]}: reflect-padded to the model's size")
+    if image.pixel_size_um is None:
+        notes.append("no physical pixel size in the metadata: used at the model's scale unresampled")
+    return notes

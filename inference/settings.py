@@ -1,0 +1,34 @@
+"""Inference settings, free of torch so the CLI can show its defaults instantly."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TTA_MODES = ("none", "rot4", "d4")
+BLEND_MODES = ("gaussian", "constant")
+
+
+@dataclass
+class InferenceSettings:
+    overlap: float = 0.25          # fraction of a window shared with its neighbour
+    blend: str = "gaussian"        # "gaussian" | "constant"
+    tta: str = "rot4"              # "none" | "rot4" (4 rotations) | "d4" (rotations x flips)
+    batch_size: int = 8            # forward samples (windows x augmentations) per model call
+    device: str | None = None      # where models run; None = CUDA when available
+    amp: bool = True               # fp16 autocast + channels-last on CUDA (ignored on CPU)
+    window: int | None = None      # override every checkpoint's preferred window (model pixels)
+
+    def __post_init__(self) -> None:
+        if self.blend not in BLEND_MODES:
+            raise ValueError(f"blend must be one of {BLEND_MODES}, got {self.blend!r}")
+        if self.tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {TTA_MODES}, got {self.tta!r}")
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.window is not None and self.window < 1:
+            raise ValueError(f"window must be >= 1, got {self.window}")
+
+    def torch_device(self):
+        import torch  # lazily: this module stays importable without torch
+        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -1,0 +1,191 @@
+"""Sliding-window inference at native resolution with blending and batched test-time augmentation.
+
+The image is never resized: windows of the model's size walk over it with a given overlap, the last
+window sits flush with the border, and images smaller than a window are reflect-padded (to the
+model's size divisor) and cropped back. Overlapping predictions are blended with a Gaussian (sigma =
+0.125 x window, floored at 1e-3 as in MONAI) or constant importance map and divided by the summed
+weights explicitly. Windows x augmentations are flattened into one list of forward samples and run
+`batch_size` at a time, so memory is bounded by the batch, not by the image; only the output and
+weight buffers scale with the image (float32, on the device when they fit, else on the CPU).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .settings import BLEND_MODES
+from .tta import Transform, transforms
+
+SIGMA_SCALE = 0.125
+WEIGHT_FLOOR = 1e-3
+# Smallest tile an image smaller than the window is padded to (see tile_geometry).
+MIN_TILE = 64
+# Fraction of free GPU memory the output + weight buffers may take before they move to the CPU.
+_DEVICE_BUFFER_SHARE = 0.25
+
+
+def window_starts(size: int, window: int, overlap: float) -> list[int]:
+    """Start offsets along one axis: step int(window * (1 - overlap)), last window flush with the end.
+
+    Same grid as MONAI's dense_patch_slices, so both blend identical windows.
+    """
+    if window >= size:
+        return [0]
+    step = max(int(window * (1.0 - overlap)), 1)
+    count = math.ceil((size - window) / step) + 1
+    return [min(i * step, size - window) for i in range(count)]
+
+
+@functools.lru_cache(maxsize=16)
+def _importance_map_cpu(window: tuple[int, int], blend: str) -> torch.Tensor:
+    if blend == "constant":
+        return torch.ones(window)
+    if blend != "gaussian":
+        raise ValueError(f"unknown blend mode {blend!r}; expected one of {BLEND_MODES}")
+    axes = []
+    for n in window:
+        x = torch.arange(n, dtype=torch.float32) - (n - 1) / 2.0
+        axes.append(torch.exp(x ** 2 / (-2.0 * (SIGMA_SCALE * n) ** 2)))
+    weights = axes[0][:, None] * axes[1][None, :]
+    # Window corners must keep a positive weight, or pixels seen only by corners divide by ~0.
+    return weights.clamp_(min=max(float(weights.min()), WEIGHT_FLOOR))
+
+
+def importance_map(window: tuple[int, int], blend: str, device: torch.device | str = "cpu") -> torch.Tensor:
+    """H x W blending weights of one window (computed once per window size and mode)."""
+    return _importance_map_cpu(tuple(window), blend).to(device)
+
+
+def reflect_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Reflect padding of any size: torch's reflect needs pad < size, so large pads go in rounds.
+
+    A 1-pixel axis has nothing to reflect and is replicated instead.
+    """
+    while top or bottom or left or right:
+        h, w = x.shape[-2:]
+        step = [min(left, w - 1), min(right, w - 1), min(top, h - 1), min(bottom, h - 1)]
+        if h == 1 or w == 1:
+            x = F.pad(x, (left, right, top, bottom), mode="replicate")
+            break
+        x = F.pad(x, step, mode="reflect")
+        left, right, top, bottom = (a - b for a, b in zip((left, right, top, bottom), step))
+    return x
+
+
+def _round_up(value: int, divisor: int) -> int:
+    return -(-value // divisor) * divisor
+
+
+def tile_geometry(size: int, window: int, divisor: int) -> tuple[int, int, int]:
+    """(tile, pad_before, pad_after) along one axis.
+
+    The window is made a multiple of the divisor. An axis shorter than it gets a tile of its own
+    length, but at least MIN_TILE, rounded up to the divisor: cheaper than padding a 10-pixel image
+    to a 512 window, while a deep model still has a few pixels left at its coarsest level (a 4-pixel
+    tile would be 1 pixel there, which reflection padding and instance norm cannot handle).
+    """
+    tile = max(divisor, window // divisor * divisor)
+    if size >= tile:
+        return tile, 0, 0
+    tile = min(tile, _round_up(max(size, MIN_TILE), divisor))
+    pad = tile - size
+    return tile, pad // 2, pad - pad // 2
+
+
+@dataclass(frozen=True)
+class _Sample:
+    y: int
+    x: int
+    transform: Transform
+
+
+def _samples(ys: list[int], xs: list[int], augs: tuple[Transform, ...],
+             tile: tuple[int, int]) -> Iterator[list[_Sample]]:
+    """Windows x augmentations, grouped so every group shares one input shape (odd quarter turns
+    of a non-square tile swap H and W); window-major inside a group so a tile is cut once."""
+    groups: dict[tuple[int, int], list[Transform]] = {}
+    for t in augs:
+        groups.setdefault(t.out_shape(*tile), []).append(t)
+    for group in groups.values():
+        yield [_Sample(y, x, t) for y in ys for x in xs for t in group]
+
+
+def _buffer_device(compute: torch.device, nbytes: int) -> torch.device:
+    if compute.type != "cuda":
+        return torch.device("cpu")
+    free, _ = torch.cuda.mem_get_info(compute)
+    return compute if nbytes < _DEVICE_BUFFER_SHARE * free else torch.device("cpu")
+
+
+def sliding_window_predict(image: torch.Tensor, predictor: Callable[[torch.Tensor], torch.Tensor],
+                           window: int | tuple[int, int], overlap: float = 0.25, blend: str = "gaussian",
+                           batch_size: int = 8, size_divisor: int = 1, tta: str = "none", *,
+                           device: torch.device | str | None = None, amp: bool = False,
+                           amp_dtype: torch.dtype = torch.float16, channels_last: bool = False,
+                           buffer_device: torch.device | str | None = None) -> torch.Tensor:
+    """Predict a [1, C, H, W] image window by window; returns [1, C_out, H, W] float32 on image.device.
+
+    `predictor` maps [B, C, h, w] -> [B, C_out, h, w] (the same h, w). `device` is where windows are
+    run (default: the image's). `amp` turns on autocast (CUDA only; fp32 elsewhere).
+    `buffer_device` overrides where the output and weight sums live (default: the compute device when
+    they take under a quarter of its free memory, else the CPU).
+    """
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(f"expected an image of shape [1, C, H, W], got {tuple(image.shape)}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if batch_size < 1 or size_divisor < 1:
+        raise ValueError(f"batch_size and size_divisor must be >= 1, got {batch_size}, {size_divisor}")
+    win = (window, window) if isinstance(window, int) else tuple(window)
+    augs = transforms(tta)
+    compute = torch.device(device) if device is not None else image.device
+    h, w = image.shape[-2:]
+    (th, top, bottom), (tw, left, right) = (tile_geometry(h, win[0], size_divisor),
+                                            tile_geometry(w, win[1], size_divisor))
+
+    with torch.inference_mode():
+        padded = reflect_pad(image.to(compute, torch.float32), top, bottom, left, right)
+        ph, pw = padded.shape[-2:]
+        ys, xs = window_starts(ph, th, overlap), window_starts(pw, tw, overlap)
+        weight_map = importance_map((th, tw), blend, compute)
+        out = None
+        for group in _samples(ys, xs, augs, (th, tw)):
+            for first in range(0, len(group), batch_size):
+                chunk = group[first:first + batch_size]
+                preds = _forward(padded, chunk, (th, tw), predictor, compute, amp, amp_dtype, channels_last)
+                if out is None:
+                    out_dev = torch.device(buffer_device) if buffer_device is not None else \
+                        _buffer_device(compute, 4 * (preds.shape[1] + 1) * ph * pw)
+                    out = torch.zeros((preds.shape[1], ph, pw), dtype=torch.float32, device=out_dev)
+                    weight_map_out = weight_map.to(out_dev)
+                preds = preds.to(out.device)
+                for s, pred in zip(chunk, preds):
+                    out[:, s.y:s.y + th, s.x:s.x + tw].addcmul_(s.transform.invert(pred), weight_map_out)
+        # Every window contributed once per augmentation with the same map, so the divisor is known
+        # in advance; computing it apart from the predictions keeps the normalisation explicit.
+        weights = torch.zeros((ph, pw), dtype=torch.float32, device=out.device)
+        for y in ys:
+            for x in xs:
+                weights[y:y + th, x:x + tw] += weight_map_out
+        out /= weights * len(augs)
+        return out[None, :, top:top + h, left:left + w].to(image.device)
+
+
+def _forward(padded: torch.Tensor, chunk: list[_Sample], tile: tuple[int, int],
+             predictor: Callable[[torch.Tensor], torch.Tensor], device: torch.device, amp: bool,
+             amp_dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
+    th, tw = tile
+    batch = torch.cat([s.transform.apply(padded[:, :, s.y:s.y + th, s.x:s.x + tw]) for s in chunk])
+    if channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):
+        preds = predictor(batch)
+    if preds.ndim != 4 or preds.shape[0] != batch.shape[0] or preds.shape[-2:] != batch.shape[-2:]:
+        raise ValueError(f"predictor returned shape {tuple(preds.shape)} for input {tuple(batch.shape)}; "
+                         "expected [B, C_out, h, w] with the same B, h, w")
+    return preds.float()

@@ -1,0 +1,125 @@
+"""Grand-challenge entry point: every TL OME-TIFF in the input folder -> four organelle OME-TIFFs.
+
+    python process.py [--input DIR] [--output DIR] [--weights DIR] [--overlap F] [--tta MODE] ...
+
+Writes OUTPUT/images/<organelle>-fluorescence-ome-tiff/<input name> (uint16, the input's pixel
+size, channel named after the organelle) for every readable input. One bad file is reported with
+its name and reason and never stops the others; the exit code is 0 only if every input succeeded.
+Heavy modules (torch, the models) are imported inside main() so `--help` answers instantly.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from inference.settings import BLEND_MODES, TTA_MODES, InferenceSettings
+
+DEFAULT_INPUT = "/input/images/organelles-transmitted-light-ome-tiff"
+DEFAULT_OUTPUT = "/output"
+DEFAULT_WEIGHTS = str(Path(__file__).resolve().parent / "weights")
+log = logging.getLogger("process")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = InferenceSettings()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--input", default=os.environ.get("LMC_INPUT", DEFAULT_INPUT),
+                   help="folder of TL .tif/.tiff files (env LMC_INPUT)")
+    p.add_argument("--output", default=os.environ.get("LMC_OUTPUT", DEFAULT_OUTPUT),
+                   help="output root; organelle folders go under images/ (env LMC_OUTPUT)")
+    p.add_argument("--weights", default=os.environ.get("LMC_WEIGHTS", DEFAULT_WEIGHTS),
+                   help="folder with manifest.json and checkpoints (env LMC_WEIGHTS)")
+    p.add_argument("--overlap", type=float, default=d.overlap, help="window overlap in [0, 1)")
+    p.add_argument("--tta", choices=TTA_MODES, default=d.tta, help="test-time augmentation")
+    p.add_argument("--blend", choices=BLEND_MODES, default=d.blend, help="window blending")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="forward samples per model call")
+    p.add_argument("--window", type=int, default=None, help="window size (default: each checkpoint's)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
+    p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA instead of fp16 autocast")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def write_outputs(prediction, image, output_root: Path) -> list[Path]:
+    from preprocessing.layout import OUTPUT_SUBDIRS
+    from preprocessing.ome_io import ORGANELLE_FILE_NAMES, output_name, to_uint16, write_ome_tiff
+    return [write_ome_tiff(output_root / OUTPUT_SUBDIRS[organelle] / output_name(image.path),
+                           to_uint16(prediction.organelles[organelle] * 65535.0),
+                           channel_name=ORGANELLE_FILE_NAMES[organelle], pixel_size_um=image.pixel_size_um)
+            for organelle in OUTPUT_SUBDIRS]
+
+
+def process_file(path: Path, manifest, store, settings: InferenceSettings, output_root: Path) -> bool:
+    """Predict and write one file; log its line. False (after logging why) when it failed."""
+    from inference.inputs import load_input
+    from inference.pipeline import predict_image
+    from preprocessing.ome_io import OmeReadError
+    start = time.perf_counter()
+    try:
+        image, notes = load_input(path)
+    except OmeReadError as exc:
+        log.error("FAILED %s", exc)
+        return False
+    try:
+        prediction = predict_image(image, manifest, store, settings)
+        write_outputs(prediction, image, output_root)
+    except Exception as exc:  # one bad file must never stop the others
+        log.error("FAILED %s: %s: %s", path, type(exc).__name__, exc)
+        return False
+    for note in notes + prediction.warnings:
+        log.warning("%s: %s", path.name, note)
+    modality = prediction.modality + (" (fallback)" if prediction.fallback else "")
+    log.info("%s: %dx%d modality=%s models=%s inference %.2fs total %.2fs", path.name, *image.shape,
+             modality, ",".join(prediction.models_used), prediction.seconds, time.perf_counter() - start)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        settings = InferenceSettings(overlap=args.overlap, blend=args.blend, tta=args.tta,
+                                     batch_size=args.batch_size, device=args.device,
+                                     amp=not args.no_amp, window=args.window)
+    except ValueError as exc:
+        log.error("bad setting: %s", exc)
+        return 2
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from models.registry import Manifest, ModelStore
+    from preprocessing.ome_io import list_tiffs
+
+    input_dir, output_root, weights = Path(args.input), Path(args.output), Path(args.weights)
+    if not input_dir.is_dir():
+        log.error("input folder %s does not exist", input_dir)
+        return 1
+    files = list_tiffs(input_dir)
+    if not files:
+        log.error("no .tif/.tiff files in %s", input_dir)
+        return 1
+    try:
+        manifest = Manifest.load(weights / "manifest.json")
+    except Exception as exc:  # without models nothing can be written: say why and stop
+        log.error("cannot load weights from %s: %s", weights, exc)
+        return 1
+    store = ModelStore(manifest, device=settings.torch_device())
+    start, failed = time.perf_counter(), []
+    with logging_redirect_tqdm():
+        for path in tqdm(files, desc="images", unit="img", disable=args.quiet):
+            if not process_file(path, manifest, store, settings, output_root):
+                failed.append(path.name)
+    log.info("%d/%d image(s) written to %s in %.1fs on %s", len(files) - len(failed), len(files),
+             output_root, time.perf_counter() - start, settings.torch_device())
+    if failed:
+        log.error("%d input(s) failed: %s", len(failed), ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Sliding windows + blending + TTA: exact stitching with trivial predictors, MONAI parity."""
+import numpy as np
+import pytest
+import torch
+from monai.data.utils import compute_importance_map, dense_patch_slices
+from monai.inferers import sliding_window_inference
+
+from inference.sliding_window import (importance_map, reflect_pad, sliding_window_predict, tile_geometry,
+                                      window_starts)
+from inference.tta import transforms
+
+SHAPES = [(64, 64), (48, 80), (33, 41), (10, 10), (7, 90), (1, 5)]   # square, non-square, odd, < window
+
+
+def _image(shape, channels=1, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).random((1, channels, *shape), dtype=np.float32))
+
+
+def _small_net(seed=0, out_channels=3):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(8, out_channels, 3, padding=1), torch.nn.Tanh()).eval()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("tta", ["none", "rot4", "d4"])
+@pytest.mark.parametrize("blend", ["gaussian", "constant"])
+def test_trivial_predictors_stitch_exactly(shape, tta, blend):
+    x = _image(shape)
+    for fn, expected in [(lambda t: t, x), (lambda t: t * 2, x * 2), (lambda t: t + 1, x + 1)]:
+        y = sliding_window_predict(x, fn, window=24, overlap=0.5, blend=blend, batch_size=5,
+                                   size_divisor=4, tta=tta)
+        assert y.shape == x.shape
+        torch.testing.assert_close(y, expected, rtol=0, atol=1e-5)
+
+
+def test_window_grid_matches_monai_and_ends_flush():
+    for size in (1, 31, 64, 65, 200, 517):
+        for window in (16, 64, 100):
+            for overlap in (0.0, 0.25, 0.5, 0.8):
+                if window > size:
+                    continue
+                step = int(window * (1 - overlap)) if window != size else window
+                monai = sorted({s[0].start for s in dense_patch_slices((size,), (window,), (max(step, 1),))})
+                ours = window_starts(size, window, overlap)
+                assert ours == monai
+                assert ours[-1] == size - window and ours[0] == 0
+
+
+def test_importance_map_matches_monai():
+    for window in [(64, 64), (33, 20), (512, 512)]:
+        ours = importance_map(window, "gaussian")
+        theirs = compute_importance_map(window, mode="gaussian", sigma_scale=0.125)
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-7)
+        assert float(ours.min()) >= 1e-3
+    assert torch.equal(importance_map((8, 5), "constant"), torch.ones(8, 5))
+
+
+def test_reflect_pad_larger_than_image_matches_numpy():
+    a = np.random.default_rng(1).random((3, 4), dtype=np.float32)
+    ours = reflect_pad(torch.from_numpy(a)[None, None], 5, 7, 9, 2)[0, 0].numpy()
+    np.testing.assert_array_equal(ours, np.pad(a, ((5, 7), (9, 2)), mode="reflect"))
+
+
+def test_tile_geometry_pads_small_axes_to_a_small_tile_not_the_window():
+    assert tile_geometry(1000, 256, 8) == (256, 0, 0)
+    assert tile_geometry(10, 256, 4) == (64, 27, 27)    # MIN_TILE, not the 256 window
+    assert tile_geometry(10, 24, 4) == (24, 7, 7)       # never more than the window
+    assert tile_geometry(101, 256, 8) == (104, 1, 2)    # rounded up to the divisor
+    assert tile_geometry(256, 250, 8) == (248, 0, 0)    # window rounded down to the divisor
+
+
+def test_small_net_matches_monai_gaussian():
+    net, x = _small_net(), _image((150, 203))
+    with torch.inference_mode():
+        theirs = sliding_window_inference(x, (64, 64), 4, net, overlap=0.5, mode="gaussian")
+    ours = sliding_window_predict(x, net, window=64, overlap=0.5, blend="gaussian", batch_size=4)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("tta", ["rot4", "d4"])
+def test_tta_equals_explicit_average_of_undone_predictions(tta):
+    # A predictor that is not rotation-equivariant (adds a ramp along W), run on a whole image in one
+    # window, so the expected value is the plain mean over transforms computed independently here.
+    x = _image((40, 40))
+    ramp = torch.linspace(0, 1, 40)
+
+    def predictor(t):
+        return t * 3 + ramp[: t.shape[-1]]
+
+    expected = []
+    for k in range(4):
+        for flip in ([False, True] if tta == "d4" else [False]):
+            a = np.flip(x[0, 0].numpy(), axis=1) if flip else x[0, 0].numpy()
+            a = np.rot90(a, k)
+            p = np.rot90(a * 3 + ramp.numpy()[None, :], -k)
+            expected.append(np.flip(p, axis=1) if flip else p)
+    y = sliding_window_predict(x, predictor, window=40, overlap=0.25, tta=tta, batch_size=3)
+    np.testing.assert_allclose(y[0, 0].numpy(), np.mean(expected, axis=0), atol=1e-6)
+
+
+def test_tta_inverse_of_each_transform_is_exact():
+    x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(1, 2, 3, 5)
+    for mode in ("none", "rot4", "d4"):
+        for t in transforms(mode):
+            assert t.apply(x).shape[-2:] == t.out_shape(3, 5)
+            assert torch.equal(t.invert(t.apply(x)), x)
+    assert len(transforms("d4")) == 8 and len(set(transforms("d4"))) == 8
+    with pytest.raises(ValueError, match="unknown TTA"):
+        transforms("rot8")
+
+
+def test_batches_are_bounded_and_model_shaped():
+    seen = []
+
+    def predictor(t):
+        seen.append(tuple(t.shape))
+        assert t.shape[-2] % 8 == 0 and t.shape[-1] % 8 == 0
+        return t
+
+    x = _image((70, 45))
+    y = sliding_window_predict(x, predictor, window=(32, 16), overlap=0.25, batch_size=3,
+                               size_divisor=8, tta="rot4")
+    torch.testing.assert_close(y, x, rtol=0, atol=1e-5)
+    assert max(s[0] for s in seen) <= 3
+    assert {s[-2:] for s in seen} == {(32, 16), (16, 32)}   # non-square window under 90° turns
+
+
+def test_batch_size_does_not_change_the_result_and_runs_are_deterministic():
+    net, x = _small_net(out_channels=4), _image((90, 70), seed=3)
+    runs = [sliding_window_predict(x, net, window=32, overlap=0.4, batch_size=b, tta="d4")
+            for b in (1, 7, 64)]
+    assert runs[0].shape == (1, 4, 90, 70)
+    for other in runs[1:]:
+        torch.testing.assert_close(other, runs[0], rtol=0, atol=1e-6)
+    again = sliding_window_predict(x, net, window=32, overlap=0.4, batch_size=7, tta="d4")
+    assert torch.equal(again, runs[1])
+
+
+def test_bad_arguments_and_bad_predictors_are_refused():
+    x = _image((20, 20))
+    with pytest.raises(ValueError, match="overlap"):
+        sliding_window_predict(x, lambda t: t, window=8, overlap=1.0)
+    with pytest.raises(ValueError, match=r"\[1, C, H, W\]"):
+        sliding_window_predict(x[0], lambda t: t, window=8)
+    with pytest.raises(ValueError, match="blend"):
+        sliding_window_predict(x, lambda t: t, window=8, blend="hann")
+    with pytest.raises(ValueError, match="same B, h, w"):
+        sliding_window_predict(x, lambda t: t[..., ::2, ::2], window=8)
+
+
+@pytest.mark.slow
+def test_4096_image_runs_with_memory_bounded_by_the_batch():
+    seen = []
+
+    def predictor(t):
+        seen.append(t.shape[0])
+        return torch.cat([t, -t], dim=1)
+
+    x = _image((4096, 4096))
+    y = sliding_window_predict(x, predictor, window=512, overlap=0.25, batch_size=4, tta="rot4")
+    assert y.shape == (1, 2, 4096, 4096) and max(seen) <= 4
+    torch.testing.assert_close(y[:, :1], x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(y[:, 1:], -x, rtol=0, atol=1e-5)
