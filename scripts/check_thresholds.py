@@ -8,7 +8,8 @@ thresholds.json (every key optional except where noted; keys starting with "_" a
                                                 # prediction and a baseline both have must be
                                                 # strictly better than that baseline's
      "min": {"nucleus": {"PCC": 0.1, ...}},    # agregate[organelle][metric] >= value
-     "max": {"nucleus": {"MAE": 0.5, ...}}}    # agregate[organelle][metric] <= value
+     "max": {"nucleus": {"MAE": 0.5, ...}},    # agregate[organelle][metric] <= value
+     "min_at_deviation": {"0": {"nucleus": {"PCC": 0.8}}}}   # z_deviation[organelle][dz][metric] >= value
 Organelles are nucleus|mitochondria|tubulin|actin; metrics are PCC, SSIM (all organelles) and MAE,
 E_dist, C_dist (nucleus, mitochondria). A threshold whose metric is missing or NaN in metrics.json
 fails: a bar that is set must be measured. Unknown keys are an error, so a typo never silently
@@ -29,7 +30,7 @@ if __package__ in (None, ""):  # run as a file: make the repository's packages i
 
 from metrics.challenge import LOWER_IS_BETTER, METRICS_BY_ORGANELLE  # noqa: E402
 
-TOP_LEVEL_KEYS = {"require_beat_baselines", "min", "max"}
+TOP_LEVEL_KEYS = {"require_beat_baselines", "min", "max", "min_at_deviation"}
 
 
 class ThresholdError(ValueError):
@@ -41,6 +42,8 @@ class Thresholds:
     require_beat_baselines: bool = False
     min: dict[str, dict[str, float]] = field(default_factory=dict)
     max: dict[str, dict[str, float]] = field(default_factory=dict)
+    # focus deviation |image_z - best_z| -> organelle -> metric -> lower bound
+    min_at_deviation: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,20 +87,44 @@ def load_thresholds(path: str | os.PathLike) -> Thresholds:
     beat = raw.get("require_beat_baselines", False)
     if not isinstance(beat, bool):
         raise ThresholdError(f"{path}: require_beat_baselines must be true or false, not {beat!r}")
-    return Thresholds(beat, _bounds(raw.get("min", {}), "min", path), _bounds(raw.get("max", {}), "max", path))
+    at_deviation = raw.get("min_at_deviation", {})
+    if not isinstance(at_deviation, dict):
+        raise ThresholdError(f"{path}: 'min_at_deviation' must be an object {{deviation: {{organelle: ...}}}}")
+    per_deviation = {}
+    for key, bounds in at_deviation.items():
+        try:
+            deviation = int(key)
+        except ValueError:
+            raise ThresholdError(f"{path}: min_at_deviation: {key!r} is not a focus deviation (0, 1, ...)") from None
+        per_deviation[deviation] = _bounds(bounds, f"min_at_deviation.{key}", path)
+    return Thresholds(beat, _bounds(raw.get("min", {}), "min", path), _bounds(raw.get("max", {}), "max", path),
+                      per_deviation)
 
 
-def load_aggregate(path: str | os.PathLike) -> dict[str, dict[str, float]]:
-    """metrics.json's 'agregate' (sic) table: organelle -> metric -> mean."""
+def _load_table(path: str | os.PathLike, key: str) -> dict:
     path = Path(path)
     try:
         raw = json.loads(path.read_text())  # json reads the bare NaN the challenge writes
     except (OSError, json.JSONDecodeError) as exc:
         raise ThresholdError(f"{path}: cannot read metrics ({exc})") from exc
-    table = raw.get("agregate") if isinstance(raw, dict) else None
+    table = raw.get(key) if isinstance(raw, dict) else None
     if not isinstance(table, dict):
-        raise ThresholdError(f"{path}: no 'agregate' table (is it the challenge's metrics.json?)")
+        raise ThresholdError(f"{path}: no '{key}' table (is it the challenge's metrics.json?)")
     return table
+
+
+def load_aggregate(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """metrics.json's 'agregate' (sic) table: organelle -> metric -> mean."""
+    return _load_table(path, "agregate")
+
+
+def load_deviations(path: str | os.PathLike) -> dict[int, dict[str, dict[str, float]]]:
+    """metrics.json's 'z_deviation' table regrouped as deviation -> organelle -> metric -> mean."""
+    by_deviation: dict[int, dict[str, dict[str, float]]] = {}
+    for organelle, per_deviation in _load_table(path, "z_deviation").items():
+        for deviation, metrics in per_deviation.items():
+            by_deviation.setdefault(int(deviation), {})[organelle] = metrics
+    return by_deviation
 
 
 def _value(table: dict, organelle: str, metric: str) -> float:
@@ -106,9 +133,18 @@ def _value(table: dict, organelle: str, metric: str) -> float:
 
 
 def evaluate(aggregate: dict, thresholds: Thresholds,
-             baselines: dict[str, dict] | None = None) -> list[Check]:
+             baselines: dict[str, dict] | None = None,
+             deviations: dict[int, dict] | None = None) -> list[Check]:
     """Every check the thresholds ask for, in a stable order."""
     checks: list[Check] = []
+    for deviation, bounds in sorted(thresholds.min_at_deviation.items()):
+        table = (deviations or {}).get(deviation, {})
+        for organelle, metrics in bounds.items():
+            for metric, bound in metrics.items():
+                value = _value(table, organelle, metric)
+                note = "" if math.isfinite(value) else " (not measured)"
+                checks.append(Check(f"{organelle} {metric} at focus deviation {deviation} >= {bound:g}{note}",
+                                    value, value >= bound))
     for kind, bounds in (("min", thresholds.min), ("max", thresholds.max)):
         for organelle, metrics in bounds.items():
             for metric, bound in metrics.items():
@@ -143,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         thresholds = load_thresholds(args.thresholds)
         aggregate = load_aggregate(args.metrics)
+        deviations = load_deviations(args.metrics) if thresholds.min_at_deviation else None
         baselines = {}
         for item in args.baseline:
             name, sep, path = item.partition("=")
@@ -152,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     except ThresholdError as exc:
         print(f"check_thresholds: {exc}", file=sys.stderr)
         return 2
-    checks = evaluate(aggregate, thresholds, baselines)
+    checks = evaluate(aggregate, thresholds, baselines, deviations)
     failed = [c for c in checks if not c.passed]
     for check in checks:
         print(f"  {'PASS' if check.passed else 'FAIL'}  {check.description}: {check.value:.4f}")

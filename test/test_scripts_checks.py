@@ -14,7 +14,8 @@ import tifffile
 from preprocessing.layout import INPUT_SUBDIR, OUTPUT_SUBDIRS, gt_file_name, tl_file_name
 from preprocessing.ome_io import ORGANELLES, write_ome_tiff
 from scripts.check_outputs import check_outputs
-from scripts.check_thresholds import Thresholds, ThresholdError, evaluate, load_thresholds
+from scripts.check_thresholds import (Thresholds, ThresholdError, evaluate, load_aggregate, load_deviations,
+                                      load_thresholds)
 from scripts.stage_inputs import StagingError, stage_inputs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,3 +181,19 @@ def test_check_thresholds_cli(tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=REPO)
     assert low.returncode == 1 and "FAIL  nucleus SSIM >= 0 (not measured)" in low.stdout
     assert "FAILED: 1 of 2 check(s)" in low.stderr
+
+
+def test_thresholds_at_a_focus_deviation_read_the_z_deviation_table(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"results": [], "agregate": {"nucleus": {"PCC": 0.7}},
+                                   "z_deviation": {"nucleus": {"0": {"PCC": 0.85}, "4": {"PCC": 0.5}}}}))
+    thresholds = load_thresholds(_thresholds(tmp_path, {"min_at_deviation": {"0": {"nucleus": {"PCC": 0.8}},
+                                                                             "4": {"nucleus": {"PCC": 0.6}},
+                                                                             "5": {"nucleus": {"PCC": 0.1}}}}))
+    checks = evaluate(load_aggregate(metrics), thresholds, deviations=load_deviations(metrics))
+    assert {c.description: c.passed for c in checks} == {
+        "nucleus PCC at focus deviation 0 >= 0.8": True,
+        "nucleus PCC at focus deviation 4 >= 0.6": False,
+        "nucleus PCC at focus deviation 5 >= 0.1 (not measured)": False}
+    with pytest.raises(ThresholdError, match="not a focus deviation"):
+        load_thresholds(_thresholds(tmp_path, {"min_at_deviation": {"best": {}}}))
