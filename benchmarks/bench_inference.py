@@ -264,7 +264,7 @@ def bench_gpu(size: int = 2048, preset: str = "paper", tta: str = "rot4", batch_
         settings = InferenceSettings(overlap=0.25, tta=tta, batch_size=batch_size, device="cuda", amp=amp)
         run_checkpoint(checkpoint, image, settings)   # warm-up (cuDNN algorithm choice)
         torch.cuda.reset_peak_memory_stats()
-        _, seconds = _timed(lambda: run_checkpoint(checkpoint, image, settings), "cuda")
+        _, seconds = _timed(lambda c=checkpoint: run_checkpoint(c, image, settings), "cuda")
         rows.append({"family": family, "preset": preset, "window": window, "size": size, "tta": tta,
                      "seconds_per_run": seconds, "seconds_per_image_4_organelles": seconds * runs_per_image,
                      "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2 ** 20,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from preprocessing.layout import gt_file_name, tl_file_name, write_bestz_csv, FocusRecord
-from preprocessing.ome_io import ORGANELLES, write_ome_tiff
+from preprocessing.ome_io import write_ome_tiff
 
 REPO = Path(__file__).resolve().parent.parent
 

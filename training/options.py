@@ -11,7 +11,7 @@ import ast
 
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
-from .trainer import LossConfig, TrainConfig
+from .trainer import LossConfig, RunResult, TrainConfig, train
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -117,3 +117,12 @@ def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], l
         scale_jitter=args.scale_jitter, pixel_size_um=args.pixel_size, flips=not args.no_flips,
         rot90=not args.no_rot90, cache_gb=args.cache_gb, seed=args.seed, amp=not args.no_amp,
         device=args.device, threads=args.threads, prefetch=args.prefetch, resume=args.resume, progress=not args.quiet, note=args.note, loss=loss)
+
+
+def train_and_report(cfg: TrainConfig, family, *, quiet: bool) -> RunResult:
+    """Run one training command and print the one-line summary both families share."""
+    result = train(cfg, family)
+    if not quiet:
+        print(f"stopped at step {result.step}; best validation score {result.best_score:.4f}; "
+              f"{result.samples_per_s:.1f} samples/s; run in {result.out}")
+    return result

@@ -18,8 +18,8 @@ from torch import nn
 from models.pix2pix import Pix2PixConfig, Pix2PixGenerator
 from preprocessing.ome_io import ORGANELLES
 
-from .options import build_parser, config_from_args
-from .trainer import LossConfig, RunResult, TrainConfig, train
+from .options import build_parser, config_from_args, train_and_report
+from .trainer import LossConfig, RunResult, TrainConfig
 
 PIX2PIX_LR = 2e-4
 PIX2PIX_BETAS = (0.5, 0.999)
@@ -66,11 +66,7 @@ def main(argv: list[str] | None = None) -> RunResult:
     args = parser.parse_args(argv)
     cfg = config_from_args(args, organelles=tuple(args.organelles), lr=PIX2PIX_LR,
                            betas=PIX2PIX_BETAS, decay_start=PIX2PIX_DECAY_START, loss=PIX2PIX_LOSS)
-    result = train(cfg, Pix2PixFamily(dict(args.overrides)))
-    if not args.quiet:
-        print(f"stopped at step {result.step}; best validation score {result.best_score:.4f}; "
-              f"{result.samples_per_s:.1f} samples/s; run in {result.out}")
-    return result
+    return train_and_report(cfg, Pix2PixFamily(dict(args.overrides)), quiet=args.quiet)
 
 
 if __name__ == "__main__":

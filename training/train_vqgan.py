@@ -20,8 +20,8 @@ from torch import nn
 from models.vqgan import VQGAN, VQGANConfig
 from preprocessing.ome_io import ORGANELLES
 
-from .options import build_parser, config_from_args
-from .trainer import LossConfig, RunResult, TrainConfig, train
+from .options import build_parser, config_from_args, train_and_report
+from .trainer import LossConfig, RunResult, TrainConfig
 
 PAPER_LR = {"nucleus": 4e-6, "mitochondria": 1e-6, "tubulin": 1e-6, "actin": 2e-6}
 SMALL_LR = 2e-4
@@ -74,11 +74,7 @@ def main(argv: list[str] | None = None) -> RunResult:
         args.disc_start = args.steps // 2       # warm-up: reconstruction alone for half the run
     cfg = config_from_args(args, organelles=(args.organelle,), lr=default_lr(args.preset, args.organelle),
                            betas=VQGAN_BETAS, decay_start=1.0, loss=loss)
-    result = train(cfg, VQGANFamily(dict(args.overrides)))
-    if not args.quiet:
-        print(f"stopped at step {result.step}; best validation score {result.best_score:.4f}; "
-              f"{result.samples_per_s:.1f} samples/s; run in {result.out}")
-    return result
+    return train_and_report(cfg, VQGANFamily(dict(args.overrides)), quiet=args.quiet)
 
 
 if __name__ == "__main__":
