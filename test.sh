@@ -140,16 +140,12 @@ step "checking outputs"
 
 beat=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("require_beat_baselines") is True)' \
   "$THRESHOLDS") || fail "cannot read $THRESHOLDS"
+# The baselines (constant image, normalised TL input) are always scored on the same images and
+# printed beside the model, into metrics.<baseline>.json beside metrics.json; they become a bar
+# only when require_beat_baselines is true.
 score_args=(--pred "$out" --gt "$STUDIES" --csv "$csv" --input "$stage/images/organelles-transmitted-light-ome-tiff"
-            --json "$out/metrics.json" --quiet)
-# The baselines (constant image, normalised TL input) are scored on the same images, into
-# metrics.<baseline>.json beside metrics.json.
-if [ "$beat" = True ]; then
-  score_args+=(--baselines "$stage/images/organelles-transmitted-light-ome-tiff")
-  step "scoring against $STUDIES, with the baselines"
-else
-  step "scoring against $STUDIES"
-fi
+            --json "$out/metrics.json" --quiet --baselines "$stage/images/organelles-transmitted-light-ome-tiff")
+step "scoring against $STUDIES, with the baselines"
 "$py" -m metrics score "${score_args[@]}" || fail "the scorer failed or found unscorable files (python -m metrics score)"
 [ -s "$out/metrics.json" ] || fail "the scorer wrote no $out/metrics.json"
 
