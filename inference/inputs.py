@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
-from preprocessing.ome_io import OmeImage, OmeReadError, parse_ome_metadata, read_ome_tiff
+from preprocessing.ome_io import (OmeImage, OmeReadError, colour_axis, parse_ome_metadata, read_ome_tiff,
+                                  read_series, squeeze_singletons)
 
 
 def load_input(path: str | Path) -> tuple[OmeImage, list[str]]:
@@ -30,23 +30,17 @@ def load_input(path: str | Path) -> tuple[OmeImage, list[str]]:
 
 def _rescue(path: Path) -> tuple[OmeImage, list[str]] | None:
     try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            data, axes, ome_xml = np.asarray(series.asarray()), series.axes.upper(), tif.ome_metadata
-    except Exception:  # unreadable: nothing to rescue, the strict error stands
-        return None
-    if data.dtype.kind not in "uifb":
+        data, axes, ome_xml = read_series(path)
+    except OmeReadError:  # unreadable: nothing to rescue, the strict error stands
         return None
     actions = []
-    keep = [(n, a) for n, a in zip(data.shape, axes if len(axes) == data.ndim else "?" * data.ndim) if n != 1]
-    plane = data.reshape([n for n, _ in keep]).astype(np.float32)
+    plane, kept = squeeze_singletons(data, axes)
+    plane = plane.astype(np.float32)
     if plane.ndim == 3:
-        colour_axis = next((i for i, (n, a) in enumerate(keep) if a in "SC" and n in (3, 4)), None)
-        if colour_axis is None and keep[-1][0] in (3, 4):
-            colour_axis = 2
-        if colour_axis is None:
+        axis = colour_axis(plane.shape, kept)
+        if axis is None:
             return None  # a real stack: which plane is meant is not ours to guess
-        plane = np.moveaxis(plane, colour_axis, -1)[..., :3].mean(axis=-1)  # drop alpha, average RGB
+        plane = np.moveaxis(plane, axis, -1)[..., :3].mean(axis=-1)  # drop alpha, average RGB
         actions.append("colour channels averaged to grey")
     if plane.ndim != 2:
         return None

@@ -112,41 +112,56 @@ def _pixel_size(pixels: ET.Element) -> tuple[float, float] | None:
     return sizes[0], sizes[1]
 
 
-def _to_plane(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
-    """Squeeze singleton axes; refuse colour images and stacks with a reason."""
-    axes = axes.upper()
-    if data.ndim != len(axes):
-        axes = "?" * data.ndim
-    keep = [(n, a) for n, a in zip(data.shape, axes) if n != 1]
-    extra = keep[:-2]
-    if len(keep) < 2:
-        raise OmeReadError(f"{path}: not a 2D image (shape {data.shape}, axes {axes})")
-    if extra:
-        colour = any(a in "SC" and n in (3, 4) for n, a in extra) or (data.shape[-1] in (3, 4) and axes[-1] == "S")
-        what = "a colour (RGB) image" if colour else "a stack"
-        raise OmeReadError(f"{path}: {what} with shape {data.shape} (axes {axes}); "
-                           "expected one 2D transmitted-light plane")
-    return data.reshape(keep[-2][0], keep[-1][0])
+def read_series(path: Path) -> tuple[np.ndarray, str, str | None]:
+    """(pixel data, axes labels, OME-XML) of the file's first series, exactly as stored.
 
-
-def read_ome_tiff(path: str | os.PathLike) -> OmeImage:
-    """Read one 2D plane with its modality, pixel size and OME-XML. Raises OmeReadError."""
-    path = Path(path)
+    Raises OmeReadError for files tifffile cannot read and for non-numeric pixel types.
+    """
     try:
         with tifffile.TiffFile(path) as tif:
             if not tif.series:
                 raise OmeReadError(f"{path}: TIFF holds no image series")
             series = tif.series[0]
-            data = series.asarray()
-            axes = series.axes
+            data = np.asarray(series.asarray())
+            axes = series.axes.upper()
             ome_xml = tif.ome_metadata
     except OmeReadError:
         raise
     except Exception as exc:  # tifffile raises many kinds for truncated or foreign files
         raise OmeReadError(f"{path}: unreadable TIFF ({type(exc).__name__}: {exc})") from exc
-    if data.dtype.kind == "c" or data.dtype.kind not in "uifb":
+    if data.dtype.kind not in "uifb":
         raise OmeReadError(f"{path}: unsupported pixel type {data.dtype}")
-    plane = _to_plane(np.asarray(data), axes, path)
+    return data, (axes if len(axes) == data.ndim else "?" * data.ndim), ome_xml
+
+
+def squeeze_singletons(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    """Drop every axis of length 1; the axes labels follow."""
+    kept = [i for i, n in enumerate(data.shape) if n != 1]
+    return data.reshape([data.shape[i] for i in kept]), "".join(axes[i] for i in kept)
+
+
+def colour_axis(shape: tuple[int, ...], axes: str) -> int | None:
+    """The axis holding 3-4 colour samples (labelled S or C), or the last such-sized axis when the
+    labels are unknown; None when the array has no colour axis."""
+    for i, (n, a) in enumerate(zip(shape, axes)):
+        if a in "SC" and n in (3, 4):
+            return i
+    if axes and axes[-1] == "?" and shape[-1] in (3, 4):
+        return len(shape) - 1
+    return None
+
+
+def read_ome_tiff(path: str | os.PathLike) -> OmeImage:
+    """Read one 2D plane with its modality, pixel size and OME-XML. Raises OmeReadError."""
+    path = Path(path)
+    data, axes, ome_xml = read_series(path)
+    plane, kept = squeeze_singletons(data, axes)
+    if plane.ndim < 2:
+        raise OmeReadError(f"{path}: not a 2D image (shape {data.shape}, axes {axes})")
+    if plane.ndim > 2:
+        what = "a colour (RGB) image" if colour_axis(plane.shape, kept) is not None else "a stack"
+        raise OmeReadError(f"{path}: {what} with shape {data.shape} (axes {axes}); "
+                           "expected one 2D transmitted-light plane")
     array = plane.astype(np.float32)
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))

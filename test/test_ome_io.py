@@ -101,3 +101,13 @@ def test_atomic_write_leaves_no_partial_files_and_listing_skips_them(tmp_path):
 
 def test_to_uint16_rounds_and_clips():
     np.testing.assert_array_equal(to_uint16(np.array([-3.0, 0.4, 0.6, 70000.0])), [0, 0, 1, 65535])
+
+
+def test_a_three_pixel_wide_stack_is_a_stack_not_colour(tmp_path):
+    from inference.inputs import load_input
+    narrow = tmp_path / "narrow.tiff"
+    tifffile.imwrite(narrow, np.zeros((5, 16, 3), np.uint16), photometric="minisblack")
+    with pytest.raises(OmeReadError, match=r"narrow\.tiff.*a stack"):
+        read_ome_tiff(narrow)
+    with pytest.raises(OmeReadError, match=r"narrow\.tiff"):
+        load_input(narrow)  # the rescue averages colour only, never a stack's columns
