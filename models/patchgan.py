@@ -11,13 +11,14 @@ term from swamping (or vanishing against) the L1 term whatever their raw magnitu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.norms import conv_bias, make_norm
+from models.presets import from_preset
 
 _PRESETS: dict[str, dict] = {
     "tiny": dict(ndf=8, n_layers=2),
@@ -41,9 +42,7 @@ class PatchGANConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "PatchGANConfig":
-        if name not in _PRESETS:
-            raise ValueError(f"unknown PatchGAN preset {name!r}; expected one of {tuple(_PRESETS)}")
-        return replace(cls(**_PRESETS[name]), **overrides)
+        return from_preset(cls, _PRESETS, "PatchGAN", name, overrides)
 
 
 class PatchDiscriminator(nn.Module):

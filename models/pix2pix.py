@@ -12,12 +12,13 @@ H/4, W/4 >= 2, so the smallest accepted input is 8×8.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from models.norms import conv_bias, make_norm
+from models.presets import from_preset
 from models.shapes import check_input
 
 _PRESETS: dict[str, dict] = {
@@ -43,9 +44,7 @@ class Pix2PixConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "Pix2PixConfig":
-        if name not in _PRESETS:
-            raise ValueError(f"unknown pix2pix preset {name!r}; expected one of {tuple(_PRESETS)}")
-        return replace(cls(**_PRESETS[name]), **overrides)
+        return from_preset(cls, _PRESETS, "pix2pix", name, overrides)
 
 
 class ResnetBlock(nn.Module):

@@ -22,12 +22,13 @@ by scaled_dot_product_attention so memory stays linear.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.presets import from_preset
 from models.quantizer import VectorQuantizer
 from models.shapes import check_input
 
@@ -68,9 +69,7 @@ class VQGANConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "VQGANConfig":
-        if name not in _PRESETS:
-            raise ValueError(f"unknown VQGAN preset {name!r}; expected one of {tuple(_PRESETS)}")
-        return replace(cls(**_PRESETS[name]), **overrides)
+        return from_preset(cls, _PRESETS, "VQGAN", name, overrides)
 
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:
