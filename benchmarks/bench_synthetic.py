@@ -16,9 +16,9 @@ import time
 import numpy as np
 
 from preprocessing.ome_io import MODALITIES
-from synthetic.camera import expose, illumination_field
+from synthetic.camera import expose_stack, illumination_field
 from synthetic.config import SimulationConfig
-from synthetic.fluorescence import fluorescence_image
+from synthetic.fluorescence import fluorescence_images
 from synthetic.fov import simulate_fov
 from synthetic.optics import tl_intensity
 from synthetic.phantom import make_phantom
@@ -59,9 +59,9 @@ def main() -> None:
     phantom = make_phantom(base.shape, base.pixel_size_um, base.cell_line, rng)
     t_phantom = _median_seconds(lambda: make_phantom(base.shape, base.pixel_size_um, base.cell_line, rng),
                                 args.repeats)
-    t_fluo = _median_seconds(lambda: [fluorescence_image(phantom.organelles[o], base.channels[o],
-                                                         base.pixel_size_um, rng, crop=phantom.crop)
-                                      for o in base.organelles], args.repeats)
+    t_fluo = _median_seconds(lambda: fluorescence_images({o: phantom.organelles[o] for o in base.organelles},
+                                                         base.channels, base.pixel_size_um, rng,
+                                                         crop=phantom.crop), args.repeats)
     print(f"  phantom                        {t_phantom}")
     print(f"  fluorescence (3 organelles)    {t_fluo}")
     for modality in MODALITIES:
@@ -71,7 +71,7 @@ def main() -> None:
         def tl_stack():
             light = tl_intensity(phantom.phase(study.optics.wavelength_um), phantom.absorption, defocus,
                                  study.optics, study.pixel_size_um)
-            return [expose(phantom.fov(p) * lamp, study.tl_camera, rng) for p in light]
+            return expose_stack((phantom.fov(p) * lamp for p in light), study.tl_camera, rng)
 
         t_tl = _median_seconds(tl_stack, args.repeats)
         t_all = _median_seconds(lambda: simulate_fov(study, 0, 7, defocus_um=defocus), args.repeats)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .parallel import thread_map
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,32 @@ def expose(intensity: np.ndarray, camera: Camera, rng: np.random.Generator, *,
     mean is large (indistinguishable from Poisson there, and several times faster);
     `exact_poisson` draws true Poisson counts for dim pixels (< 15 e⁻), as fluorescence needs.
     """
-    electrons = np.maximum(intensity, 0, dtype=np.float32) * np.float32(camera.photons)
+    electrons = np.maximum(intensity, 0, dtype=np.float32)
+    electrons *= np.float32(camera.photons)
     noise = rng.standard_normal(electrons.shape, dtype=np.float32)
+    # adu = gain * (e + sqrt(e + r²) * noise) + offset, in as few passes over the image as possible.
+    adu = electrons + np.float32(camera.read_noise ** 2)
+    np.sqrt(adu, out=adu)
+    adu *= noise
+    adu += electrons
     if exact_poisson:
         dim = electrons < 15
-        counts = electrons + np.sqrt(electrons + np.float32(camera.read_noise ** 2)) * noise
-        counts[dim] = rng.poisson(electrons[dim]) + camera.read_noise * noise[dim]
-    else:
-        counts = electrons + np.sqrt(electrons + np.float32(camera.read_noise ** 2)) * noise
-    adu = counts
+        adu[dim] = rng.poisson(electrons[dim]) + camera.read_noise * noise[dim]
     adu *= np.float32(camera.gain)
     adu += np.float32(camera.offset + 0.5)  # + 0.5 then truncation = rounding
     np.clip(adu, 0, 65535, out=adu)
     return adu.astype(np.uint16)
+
+
+def expose_stack(stack, camera: Camera, rng: np.random.Generator) -> np.ndarray:
+    """Expose every plane of `stack` (a sequence of H x W intensities): (n, H, W) uint16.
+
+    Each plane draws its noise from its own child of `rng` (Generator.spawn: independent
+    streams fixed by the parent's seed), so the planes run on a thread per core, drawing included
+    (a 1024² plane's Gaussian draws cost as much as the rest of its exposure), and the result does
+    not depend on the number of threads."""
+    stack = list(stack)
+    if not stack:
+        raise ValueError("expose_stack needs at least one plane")
+    children = rng.spawn(len(stack))
+    return np.stack(thread_map(lambda pair: expose(pair[0], camera, pair[1]), zip(stack, children)))

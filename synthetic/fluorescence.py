@@ -13,6 +13,7 @@ import scipy.fft as sfft
 
 from .camera import Camera, expose
 from .fourier import WORKERS, frequency_grid, gaussian_otf
+from .parallel import thread_map
 from .phantom import STRUCTURE_WIDTH_UM
 
 # Emission wavelengths (µm) of typical dyes: Hoechst/DAPI, MitoTracker red, tubulin-GFP/Alexa 488,
@@ -36,7 +37,7 @@ def psf_sigma_um(organelle: str, na: float) -> float:
 
 
 def blurred_density(density: np.ndarray, channel: FluorescenceChannel, pixel_size_um: float,
-                    width_um: float = 0.0) -> np.ndarray:
+                    width_um: float = 0.0, workers: int = WORKERS) -> np.ndarray:
     """Noise-free image of a density map: in-focus PSF plus out-of-focus haze (float32).
 
     `width_um` is the Gaussian σ of the structure itself (a tube's cross-section); Gaussians
@@ -48,20 +49,37 @@ def blurred_density(density: np.ndarray, channel: FluorescenceChannel, pixel_siz
     sharp = np.sqrt(psf_sigma_um(channel.organelle, channel.na) ** 2 + width2)
     otf = ((1 - channel.haze) * gaussian_otf(f2, sharp)
            + channel.haze * gaussian_otf(f2, np.sqrt(channel.haze_sigma_um ** 2 + width2)))
-    spectrum = sfft.rfft2(density, workers=WORKERS) * otf
-    return sfft.irfft2(spectrum, s=density.shape, workers=WORKERS).astype(np.float32)
+    spectrum = sfft.rfft2(density, workers=workers) * otf
+    return sfft.irfft2(spectrum, s=density.shape, workers=workers).astype(np.float32)
 
 
 def fluorescence_image(density: np.ndarray, channel: FluorescenceChannel, pixel_size_um: float,
                        rng: np.random.Generator, illumination: np.ndarray | float = 1.0,
-                       crop: tuple[slice, slice] | None = None, width_um: float | None = None) -> np.ndarray:
+                       crop: tuple[slice, slice] | None = None, width_um: float | None = None,
+                       workers: int = WORKERS) -> np.ndarray:
     """uint16 image of one organelle from its sharp density map (canvas), cropped to the FOV.
 
     `width_um` defaults to the organelle's physical width (phantom.STRUCTURE_WIDTH_UM).
     """
     width = STRUCTURE_WIDTH_UM[channel.organelle] if width_um is None else width_um
-    image = blurred_density(density, channel, pixel_size_um, width)
+    image = blurred_density(density, channel, pixel_size_um, width, workers=workers)
     if crop is not None:
         image = image[crop]
     electrons = channel.background + channel.signal * np.maximum(image, 0) * illumination
     return expose(electrons.astype(np.float32), channel.camera, rng, exact_poisson=True)
+
+
+def fluorescence_images(densities: dict[str, np.ndarray], channels: dict[str, FluorescenceChannel],
+                        pixel_size_um: float, rng: np.random.Generator,
+                        illumination: np.ndarray | float = 1.0,
+                        crop: tuple[slice, slice] | None = None) -> dict[str, np.ndarray]:
+    """fluorescence_image for several organelles, on a thread per core: each draws its noise from
+    its own child of `rng` (Generator.spawn), so the result does not depend on the thread count."""
+    names = list(densities)
+
+    def one(pair) -> np.ndarray:
+        name, child = pair
+        return fluorescence_image(densities[name], channels[name], pixel_size_um, child, illumination,
+                                  crop, workers=1)
+
+    return dict(zip(names, thread_map(one, zip(names, rng.spawn(len(names))))))

@@ -6,8 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .camera import expose, illumination_field
-from .fluorescence import fluorescence_image
+from .camera import expose_stack, illumination_field
+from .fluorescence import fluorescence_images
 from .optics import tl_intensity
 from .phantom import Phantom, make_phantom
 from .study import StudyParams
@@ -66,10 +66,10 @@ def simulate_fov(study: StudyParams, index: int, seed: int, *, max_slices: int =
     light = tl_intensity(phantom.phase(optics.wavelength_um), phantom.absorption, defocus, optics,
                          study.pixel_size_um)
     lamp = illumination_field(study.shape, study.illumination, rng)
-    tl = np.stack([expose(phantom.fov(plane) * lamp, study.tl_camera, rng) for plane in light])
+    tl = expose_stack((phantom.fov(plane) * lamp for plane in light), study.tl_camera, rng)
     excitation = illumination_field(study.shape, 0.5 * study.illumination, rng)
     wanted = study.organelles if organelles is None else tuple(organelles)
-    fluo = {o: fluorescence_image(phantom.organelles[o], study.channels[o], study.pixel_size_um, rng,
-                                  excitation, crop=phantom.crop) for o in wanted}
+    fluo = fluorescence_images({o: phantom.organelles[o] for o in wanted}, study.channels,
+                               study.pixel_size_um, rng, excitation, crop=phantom.crop)
     return SimulatedFOV(study, index, tl, best, defocus, fluo, phantom if keep_phantom else None,
                         None if z_indices is None else tuple(int(z) for z in z_indices))

@@ -19,7 +19,8 @@ import numpy as np
 import scipy.fft as sfft
 
 from .fourier import WORKERS, fast_shape, frequency_grid, gaussian_otf
-from .raster import PixelSampler, lookup, random_walks, splat
+from .parallel import thread_map
+from .raster import GridPoints, PixelSampler, lookup, random_walks, splat
 
 CANVAS_MARGIN_PX = 48  # > the widest defocus blur (~z·NA_c/n) for the deepest slices we make
 
@@ -136,15 +137,19 @@ def _place_centres(shape, radius_px, count, rng, anchor: tuple[slice, slice]) ->
 def _polar_score(u: np.ndarray, v: np.ndarray, amps, phases) -> np.ndarray:
     """Normalised radius ρ / r(θ) for a boundary r(θ) = 1 + Σ_k a_k cos(kθ + φ_k), k = 2, 3, ...
 
-    cos(kθ) and sin(kθ) come from powers of e^{iθ} = (u + iv)/ρ: no arctan2 or per-harmonic cos.
+    With z = e^{iθ} = (u + iv)/ρ and c_k = a_k e^{iφ_k}, Σ_k a_k cos(kθ + φ_k) = Re Σ_k c_k z^k,
+    evaluated by Horner's rule: one complex multiply-add per harmonic, no arctan2 or cos.
     """
     rho = np.hypot(u, v)
-    unit = (u + np.complex64(1j) * v) / np.maximum(rho, np.float32(1e-6))
-    power = unit * unit
-    r = np.ones_like(rho)
-    for amp, ph in zip(amps, phases):
-        r += np.float32(amp * np.cos(ph)) * power.real - np.float32(amp * np.sin(ph)) * power.imag
-        power *= unit
+    z = (u + np.complex64(1j) * v) / np.maximum(rho, np.float32(1e-6))
+    coefficients = [np.complex64(a * np.exp(1j * p)) for a, p in zip(amps, phases)]
+    acc = np.full(z.shape, coefficients[-1], np.complex64)
+    for c in coefficients[-2::-1]:
+        acc *= z
+        acc += c
+    acc *= z
+    acc *= z                                   # the lowest harmonic is k = 2
+    r = acc.real + np.float32(1)
     return rho / np.maximum(r, np.float32(0.3))  # rough outlines stay star-shaped around the centre
 
 
@@ -275,10 +280,11 @@ def _microtubules(cells: _Cells, sampler: PixelSampler, line: CellLine, px, rng)
     ys, xs = random_walks(sy, sx, rng.uniform(0, 2 * np.pi, owner.size), n_steps, step,
                           _turn_sd(step, px, line.microtubule_persistence_um), rng)
     length = rng.uniform(0.5, 1.0, owner.size) * 2.4 * cells.a[owner] / step
-    valid = (lookup(cells.labels, ys, xs) == (owner[:, None] + 1)) & (owner[:, None] >= 0)
+    points = GridPoints(cells.labels.shape, ys, xs)
+    valid = (points.values(cells.labels) == (owner[:, None] + 1)) & (owner[:, None] >= 0)
     valid &= np.arange(n_steps)[None, :] < length[:, None]
     valid = _truncate(valid)
-    over_nucleus = lookup(cells.nscore, ys, xs, outside=np.inf) < 1
+    over_nucleus = points.values(cells.nscore, outside=np.inf) < 1
     weight = np.where(over_nucleus, 0.5, 1.0) * valid * step
     return _line_density(cells.labels.shape, ys, xs, weight, STRUCTURE_WIDTH_UM["tubulin"], px)
 
@@ -295,8 +301,9 @@ def _mitochondria(cells: _Cells, sampler: PixelSampler, cyto_area_um2: float, li
     ys, xs = random_walks(sy, sx, rng.uniform(0, 2 * np.pi, sy.size), n_steps, step,
                           _turn_sd(step, px, line.mito_persistence_um), rng)
     owner = lookup(cells.labels, sy, sx)
-    valid = (lookup(cells.labels, ys, xs) == owner[:, None]) & (owner[:, None] > 0)
-    valid &= lookup(cells.nscore, ys, xs, outside=np.inf) > 1.02
+    points = GridPoints(cells.labels.shape, ys, xs)
+    valid = (points.values(cells.labels) == owner[:, None]) & (owner[:, None] > 0)
+    valid &= points.values(cells.nscore, outside=np.inf) > 1.02
     valid &= np.arange(n_steps)[None, :] < length[:, None]
     valid = _truncate(valid)
     brightness = rng.uniform(0.6, 1.4, sy.size)[:, None]
@@ -322,8 +329,9 @@ def _stress_fibres(cells: _Cells, line: CellLine, px, rng) -> np.ndarray:
     ys = oy[:, None] + t * (half_len * np.sin(theta))[:, None]
     xs = ox[:, None] + t * (half_len * np.cos(theta))[:, None]
     spacing = 2 * half_len[:, None] / t.shape[1]  # px of length each point stands for
-    valid = lookup(cells.labels, ys, xs) == (owner[:, None] + 1)
-    under_nucleus = lookup(cells.nscore, ys, xs, outside=np.inf) < 1
+    points = GridPoints(cells.labels.shape, ys, xs)
+    valid = points.values(cells.labels) == (owner[:, None] + 1)
+    under_nucleus = points.values(cells.nscore, outside=np.inf) < 1
     strength = rng.uniform(0.4, 1.2, owner.size)[:, None] * np.where(under_nucleus, 0.3, 1.0)
     return _line_density(cells.labels.shape, ys, xs, valid * spacing * strength, STRUCTURE_WIDTH_UM["actin"], px)
 
@@ -337,13 +345,13 @@ def _centrosome_clouds(cells: _Cells, px, rng, sigma_um: float = 0.4, points: in
     return splat(cells.labels.shape, ys, xs, np.float32(2 * np.pi * (sigma_um / px) ** 2 / points))
 
 
-def _chromatin_texture(shape, px, rng) -> np.ndarray:
+def _chromatin_texture(shape, px, rng, workers: int = WORKERS) -> np.ndarray:
     """Band-passed noise (~0.5-2 µm blobs) of unit standard deviation."""
     noise = rng.standard_normal(shape, dtype=np.float32)
     fy, fx = frequency_grid(shape, px, real=True)
     f2 = fy * fy + fx * fx
-    spec = sfft.rfft2(noise, workers=WORKERS) * (gaussian_otf(f2, 0.25) - gaussian_otf(f2, 1.0))
-    tex = sfft.irfft2(spec, s=shape, workers=WORKERS).astype(np.float32)
+    spec = sfft.rfft2(noise, workers=workers) * (gaussian_otf(f2, 0.25) - gaussian_otf(f2, 1.0))
+    tex = sfft.irfft2(spec, s=shape, workers=workers).astype(np.float32)
     return tex / max(float(tex.std()), 1e-6)
 
 
@@ -379,18 +387,28 @@ def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
     height = (np.float32(line.lamella_um) + np.float32(line.height_um - line.lamella_um) * dome) * taper * in_cell
     nuc_thick = np.where(in_nucleus, np.float32(0.85 * line.height_um) * np.sqrt(np.maximum(1 - nscore ** 2, 0)),
                          np.float32(0))
-    texture = _chromatin_texture(canvas, px, rng)
-
     cytoplasm = np.where(in_cell & ~in_nucleus, height, np.float32(0))
     sampler = PixelSampler(cytoplasm)
     cyto_area_um2 = float(np.count_nonzero(cytoplasm)) * px * px
-    mito = _mitochondria(cells, sampler, cyto_area_um2, line, px, rng)
-    tubules = _microtubules(cells, sampler, line, px, rng)
-    fibres = _stress_fibres(cells, line, px, rng)
-    vy, vx = sampler(int(rng.poisson(line.vesicle_density * cyto_area_um2)), rng)
-    vesicles = _point_density(canvas, vy, vx, rng.uniform(0.5, 1.5, vy.size), 0.15, px)
-    dy, dx = PixelSampler(cytoplasm ** 2)(int(rng.poisson(line.droplets_per_cell * cells.cy.size)), rng)
-    droplets = _point_density(canvas, dy, dx, rng.uniform(0.6, 1.4, dy.size), 0.3, px)
+
+    def draw_vesicles(r: np.random.Generator) -> np.ndarray:
+        vy, vx = sampler(int(r.poisson(line.vesicle_density * cyto_area_um2)), r)
+        return _point_density(canvas, vy, vx, r.uniform(0.5, 1.5, vy.size), 0.15, px)
+
+    def draw_droplets(r: np.random.Generator) -> np.ndarray:
+        dy, dx = PixelSampler(cytoplasm ** 2)(int(r.poisson(line.droplets_per_cell * cells.cy.size)), r)
+        return _point_density(canvas, dy, dx, r.uniform(0.6, 1.4, dy.size), 0.3, px)
+
+    # The structures inside the cells are independent of each other: each draws from its own
+    # child of rng (Generator.spawn), so they run on a thread per core with the same result on any.
+    parts = (lambda r: _chromatin_texture(canvas, px, r, workers=1),
+             lambda r: _mitochondria(cells, sampler, cyto_area_um2, line, px, r),
+             lambda r: _microtubules(cells, sampler, line, px, r),
+             lambda r: _stress_fibres(cells, line, px, r),
+             draw_vesicles, draw_droplets,
+             lambda r: _centrosome_clouds(cells, px, r))
+    texture, mito, tubules, fibres, vesicles, droplets, clouds = thread_map(
+        lambda job: job[0](job[1]), zip(parts, rng.spawn(len(parts))))
 
     # Everything thin shares one anti-aliasing blur (the pupil cannot tell 0.1 from 0.15 µm);
     # droplets, larger, get their own. Widths only rescale peaks, so path integrals are kept.
@@ -416,7 +434,7 @@ def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
     organelles = {
         "nucleus": dna.astype(np.float32),
         "mitochondria": mito,
-        "tubulin": (tubules + 0.08 * cyto_norm + 0.8 * _centrosome_clouds(cells, px, rng)).astype(np.float32),
+        "tubulin": (tubules + 0.08 * cyto_norm + 0.8 * clouds).astype(np.float32),
         "actin": (fibres + 0.6 * cortex + 0.06 * cyto_norm).astype(np.float32),
     }
     return Phantom(px, crop, opd, absorption, organelles, cells.labels, in_nucleus, cells.centrosome)

@@ -48,13 +48,25 @@ def random_walks(start_y: np.ndarray, start_x: np.ndarray, angle: np.ndarray, n_
 
 def lookup(image: np.ndarray, y: np.ndarray, x: np.ndarray, outside=0):
     """Nearest-pixel values of `image` at (y, x); `outside` where the point leaves the grid."""
-    h, w = image.shape
-    iy = np.rint(y).astype(np.int64)
-    ix = np.rint(x).astype(np.int64)
-    inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    values = np.full(iy.shape, outside, dtype=image.dtype)
-    values[inside] = image[iy[inside], ix[inside]]
-    return values
+    return GridPoints(image.shape, y, x).values(image, outside)
+
+
+class GridPoints:
+    """Nearest pixels of many points, found once and used to read several images of one shape
+    (a chain is checked against the cell labels and the nucleus map at the same points)."""
+
+    def __init__(self, shape: tuple[int, int], y: np.ndarray, x: np.ndarray):
+        h, w = shape
+        self.shape = tuple(shape)
+        iy = np.rint(y).astype(np.int64)
+        ix = np.rint(x).astype(np.int64)
+        self.inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        self.flat = np.where(self.inside, iy * w + ix, 0)
+
+    def values(self, image: np.ndarray, outside=0) -> np.ndarray:
+        if image.shape != self.shape:
+            raise ValueError(f"image of shape {image.shape}, points on a {self.shape} grid")
+        return np.where(self.inside, image.ravel().take(self.flat), np.asarray(outside, image.dtype))
 
 
 class PixelSampler:

@@ -147,3 +147,47 @@ def test_organelles_sit_where_they_belong():
         assert tub[cy - 5:cy + 6, cx - 5:cx + 6].mean() > 3 * tub[ph.labels == ph.labels[cy, cx]].mean()
     # The optical path difference is the cells' alone: zero in the empty medium.
     assert ph.optical_path_um.max() > 0 and ph.optical_path_um[far_outside].max() < 1e-3
+
+
+def _direct_intensity(phase, absorption, z, optics: TLOptics, px):
+    """The textbook computation on the full grid, step by step, for one defocus (no shortcuts)."""
+    h, w = phase.shape
+    fy = np.fft.fftfreq(h, px)[:, None]
+    fx = np.fft.fftfreq(w, px)[None, :]
+    f2 = fy ** 2 + fx ** 2
+    k = optics.n_medium / optics.wavelength_um
+    cutoff = min(optics.na_objective, 0.98 * optics.n_medium) / optics.wavelength_um
+    pupil = np.clip((cutoff - np.sqrt(f2)) / (0.05 * cutoff) + 0.5, 0, 1)
+    defocus = np.exp(1j * 2 * np.pi * z * (np.sqrt(np.clip(k * k - f2, 0, None)) - k))
+    spectrum = np.fft.fft2(np.exp(-absorption + 1j * phase)) * pupil * defocus
+    if optics.modality == "PC":
+        ring = np.exp(-f2 / (2 * optics.pc_ring_cutoff ** 2))
+        spectrum *= 1 + (optics.pc_ring_amplitude * np.exp(1j * optics.pc_ring_phase) - 1) * ring
+    intensity = np.abs(np.fft.ifft2(spectrum)) ** 2
+    sigma = abs(z) * optics.na_condenser / (2 * optics.n_medium)
+    blurred = np.fft.ifft2(np.fft.fft2(intensity) * np.exp(-2 * np.pi ** 2 * sigma ** 2 * f2)).real
+    return blurred / (optics.pc_ring_amplitude ** 2 if optics.modality == "PC" else 1.0)
+
+
+@pytest.mark.parametrize("modality, na", [("BF", 0.5), ("PC", 0.75), ("BF", 1.3)])
+def test_band_limited_grid_matches_the_direct_full_grid_computation(modality, na):
+    """tl_intensity works on a coarser grid that just holds the intensity's band; same images."""
+    rng = np.random.default_rng(3)
+    h, w = 120, 150
+    phase = ndi.gaussian_filter(rng.standard_normal((h, w)), 2.0).astype(np.float32) * 3
+    absorption = np.abs(ndi.gaussian_filter(rng.standard_normal((h, w)), 3.0)).astype(np.float32) * 0.2
+    optics = TLOptics(modality, na_objective=na, na_condenser=0.4)
+    defocus = [-1.5, 0.0, 0.7]
+    fast = tl_intensity(phase, absorption, defocus, optics, PX)
+    for image, z in zip(fast, defocus):
+        direct = _direct_intensity(phase.astype(np.float64), absorption.astype(np.float64), z, optics, PX)
+        assert np.abs(image - direct).max() < 2e-5, (z, np.abs(image - direct).max())
+
+
+def test_thread_count_does_not_change_a_field_of_view(monkeypatch):
+    study = dataclasses.replace(_study(4, "DIC", size=128), organelles=("nucleus", "mitochondria"))
+    many = simulate_fov(study, 0, 11)
+    monkeypatch.setattr("synthetic.parallel.os.cpu_count", lambda: 1)
+    one = simulate_fov(study, 0, 11)
+    assert np.array_equal(many.tl, one.tl)
+    assert all(np.array_equal(many.organelles[o], one.organelles[o]) for o in many.organelles)
