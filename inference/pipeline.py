@@ -4,7 +4,8 @@ Per image: pick the modality (metadata, else the manifest's fallback), ask the m
 checkpoints serve each organelle, and run every needed checkpoint ONCE for all the organelles it
 covers (a multi-decoder pix2pix predicts all four in one pass). Per checkpoint: normalise as it
 declares, resample to its pixel size, slide windows x TTA over the image, resample back to exactly
-H x W, map its output range to [0, 1]. Routes that list several checkpoints are averaged.
+H x W, map its output range to [0, 1] and apply the per-organelle output calibration fitted on
+validation data (models/calibration.py). Routes that list several checkpoints are averaged.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from models.calibration import calibrate
 from preprocessing.normalization import normalise
 from preprocessing.ome_io import ORGANELLES, OmeImage
 from preprocessing.resampling import to_model_grid, to_shape
@@ -101,7 +103,11 @@ def run_checkpoint(checkpoint, image: OmeImage, settings: InferenceSettings,
     low, high = (float(v) for v in spec.output_range)
     # In place: for a 4096² image each C x H x W temporary would cost another 256 MB.
     y = y.sub_(low).div_(high - low)
-    return torch.nan_to_num_(y, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0).numpy()
+    y = torch.nan_to_num_(y, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0).numpy()
+    for organelle, params in spec.output_calibration.items():
+        channel = spec.channel(organelle)
+        y[channel] = calibrate(y[channel], params)
+    return y
 
 
 def _predict_bounded(model, x, settings, device, spec, amp) -> torch.Tensor:

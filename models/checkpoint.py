@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from models.architectures import ARCHITECTURES, build_model, config_to_dict, make_config
+from models.calibration import check_params
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 FORMAT = "lmc-checkpoint"
@@ -49,6 +50,9 @@ class CheckpointSpec:
     window: int = 256                  # preferred inference window at the model's pixel size
     size_divisor: int = 4              # H, W fed to the model must be multiples of this
     note: str = ""                     # what it was trained on, or plainly that it is untrained
+    # organelle -> {"floor_quantile", "gamma"} fitted on validation data (models/calibration.py);
+    # organelles not listed are written as the model predicts them.
+    output_calibration: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.organelles = tuple(self.organelles)
@@ -83,6 +87,13 @@ class CheckpointSpec:
         if self.size_divisor < 1 or self.size_divisor % config.size_divisor:
             raise ValueError(f"size_divisor {self.size_divisor} is not a multiple of the model's "
                              f"{config.size_divisor}")
+        if not isinstance(self.output_calibration, dict):
+            raise ValueError(f"output_calibration must be a dict: {self.output_calibration}")
+        for organelle, params in self.output_calibration.items():
+            if organelle not in self.organelles:
+                raise ValueError(f"output_calibration names {organelle!r}, which this model does "
+                                 f"not predict ({self.organelles})")
+            check_params(organelle, params)
         if self.window < self.size_divisor or self.window % self.size_divisor:
             raise ValueError(f"window {self.window} is not a positive multiple of size_divisor "
                              f"{self.size_divisor}")

@@ -27,6 +27,7 @@ from .checkpointing import load_module_state, load_training_checkpoint
 from .trainer import BEST, LAST
 
 MANIFEST = "manifest.json"
+CALIBRATION_FILE = "calibration.json"   # written by training.calibrate into the run folder
 
 
 def parse_routes(texts: list[str]) -> list[tuple[str, str]]:
@@ -60,6 +61,20 @@ def spec_from_run(state: dict, *, window: int | None = None, note: str | None = 
                           note=note or default_note)
 
 
+def read_calibration(path: Path, step: int) -> dict:
+    """organelle -> parameters from a training.calibrate result, which must be of this very step."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        fitted_step = int(data["step"])
+        params = {o: dict(r["params"]) for o, r in data["organelles"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a readable calibration ({type(exc).__name__}: {exc})") from exc
+    if fitted_step != step:
+        raise ValueError(f"{path}: fitted on the checkpoint of step {fitted_step}, but the exported "
+                         f"one is of step {step}; run python -m training.calibrate again")
+    return params
+
+
 def _load_manifest_dict(path: Path) -> dict:
     if not path.exists():
         return {"version": 1, "checkpoints": {}, "routes": {}, "fallback_modality": "BF"}
@@ -83,8 +98,12 @@ def missing_pairs(routes: dict) -> list[str]:
 def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[tuple[str, str]] = (),
                add_routes: list[tuple[str, str]] = (), which: str = "best", half: bool = False,
                window: int | None = None, note: str | None = None,
-               fallback_modality: str | None = None) -> tuple[Path, list[str]]:
-    """Write weights/<name>.pt and update weights/manifest.json; returns (checkpoint, missing pairs)."""
+               fallback_modality: str | None = None, calibration: str | Path | None = "auto",
+               ) -> tuple[Path, list[str]]:
+    """Write weights/<name>.pt and update weights/manifest.json; returns (checkpoint, missing pairs).
+
+    `calibration`: a training.calibrate result whose output calibration goes into the spec;
+    "auto" takes RUN/calibration.json when it exists, None exports without one."""
     run, weights = Path(run), Path(weights)
     source = run / (BEST if which == "best" else LAST)
     if which == "best" and not source.exists():
@@ -93,6 +112,10 @@ def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[
         raise FileNotFoundError(f"{run}: no {BEST} or {LAST}; is this a training run folder?")
     state = load_training_checkpoint(source)
     spec = spec_from_run(state, window=window, note=note)
+    if calibration == "auto":
+        calibration = run / CALIBRATION_FILE if (run / CALIBRATION_FILE).exists() else None
+    if calibration is not None:
+        spec.output_calibration = read_calibration(Path(calibration), int(state["step"]))
     for m, o in list(routes) + list(add_routes):
         if o not in spec.organelles:
             raise ValueError(f"route {m}:{o}: {source} predicts only {spec.organelles}")
@@ -145,12 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=None, help="preferred inference window")
     p.add_argument("--note", default=None)
     p.add_argument("--fallback-modality", choices=MODALITIES, default=None)
+    p.add_argument("--calibration", default="auto",
+                   help="training.calibrate result to put in the spec (default: RUN/calibration.json if any)")
+    p.add_argument("--no-calibration", action="store_true", help="export without output calibration")
     args = p.parse_args(argv)
     try:
         path, missing = export_run(args.run, args.name, args.weights, routes=parse_routes(args.route),
                                    add_routes=parse_routes(args.add_route), which=args.checkpoint,
                                    half=args.half, window=args.window, note=args.note,
-                                   fallback_modality=args.fallback_modality)
+                                   fallback_modality=args.fallback_modality,
+                                   calibration=None if args.no_calibration else args.calibration)
     except (ValueError, FileNotFoundError) as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return 2

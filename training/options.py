@@ -73,6 +73,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     a("--prefetch", type=int, default=None,
       help="batches prepared ahead in a background thread (default: 2 on CUDA, 0 on CPU)")
     a("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    a("--init-from", default=None, metavar="CKPT",
+      help="start from this run checkpoint's generator weights (e.g. RUN/best.pt); fresh optimiser "
+           "and schedule; ignored when --resume finds OUT/last.pt")
     a("--quiet", action="store_true", help="no progress bar")
     a("--note", default="", help="what the data is; goes into the exported checkpoint")
     g = p.add_argument_group("loss")
@@ -116,7 +119,8 @@ def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], l
         val_crop=args.val_crop, ckpt_every=args.ckpt_every, log_every=args.log_every,
         scale_jitter=args.scale_jitter, pixel_size_um=args.pixel_size, flips=not args.no_flips,
         rot90=not args.no_rot90, cache_gb=args.cache_gb, seed=args.seed, amp=not args.no_amp,
-        device=args.device, threads=args.threads, prefetch=args.prefetch, resume=args.resume, progress=not args.quiet, note=args.note, loss=loss)
+        device=args.device, threads=args.threads, prefetch=args.prefetch, resume=args.resume, init_from=args.init_from,
+        progress=not args.quiet, note=args.note, loss=loss)
 
 
 def train_and_report(cfg: TrainConfig, family, *, quiet: bool) -> RunResult:

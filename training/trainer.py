@@ -92,6 +92,7 @@ class TrainConfig:
     threads: int | None = None                  # CPU threads for torch (None: torch's default)
     prefetch: int | None = None                 # batches prepared ahead in a thread (None: 2 on CUDA, 0 on CPU)
     resume: bool = False
+    init_from: str | None = None                # start from this run checkpoint's generator weights
     progress: bool = True
     note: str = ""                              # what the data is, for the exported spec
     loss: LossConfig = field(default_factory=LossConfig)
@@ -188,6 +189,14 @@ def _truncate_log(path: Path, step: int) -> None:
         csv.writer(handle).writerows(kept)
 
 
+def _init_generator(generator: nn.Module, path: Path, arch: str, model_config: dict) -> None:
+    state = load_training_checkpoint(path)
+    if state["arch"] != arch or state["model_config"] != model_config:
+        raise ValueError(f"{path}: cannot initialise from it: checkpoint is {state['arch']} "
+                         f"{state['model_config']}, this run is {arch} {model_config}")
+    load_module_state(generator, state["generator"])
+
+
 def train(cfg: TrainConfig, family: Family) -> RunResult:
     """Train (or resume) one run; returns where it stopped. Rank 0 writes everything."""
     if cfg.threads:
@@ -260,6 +269,10 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
             for name in ("train_log.csv", "val_log.csv"):
                 _truncate_log(out / name, step)
     else:
+        if cfg.init_from:
+            # Warm start (fine-tuning, or a longer schedule after a short one): weights only; the
+            # optimiser, lr schedule, sampler and step start afresh.
+            _init_generator(generator, Path(cfg.init_from), family.arch, asdict(model_config))
         torch.manual_seed(cfg.seed * 1009 + info.rank)   # per-rank randomness from here on
 
     if info.main:
