@@ -156,3 +156,14 @@ def test_warm_start_begins_from_the_given_weights(run, tmp_path):
         train(TrainConfig(data=config["data"], out=str(tmp_path / "bad"), preset="small", steps=1,
                           batch_size=2, crop=32, progress=False, init_from=str(run / "best.pt"),
                           loss=replace(PIX2PIX_LOSS, gan_weight=0.0)), Pix2PixFamily())
+
+
+def test_a_separate_calibration_set_gives_one_slice_per_fov_first(run, tmp_path):
+    other = write_toy_studies(tmp_path / "calib", studies=2, fovs_per_study=3, size=48, z_slices=3, seed=9)
+    checkpoint, config, _ = fitting.load_run(run)
+    items = fitting.validation_items(checkpoint, config, str(other), 5, 0,
+                                     InferenceSettings(tta="none"), use_all=True)
+    fovs = [it.name.rsplit("_", 2)[0] for it in items]
+    assert len(items) == 5 and len(set(fovs)) == 5          # 6 FOVs: five distinct ones first
+    with pytest.raises(ValueError, match="--all needs --data"):
+        fitting.fit(run, None, 4, use_all=True)

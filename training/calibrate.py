@@ -84,10 +84,13 @@ def validation_items(checkpoint: _Checkpoint, config: dict, data: str | None, ma
     val = fovs if use_all else split_by_study(fovs, config["val_fraction"], config["seed"])[1]
     if not val:
         raise ValueError(f"{data or config['data']}: the run's split has no validation FOVs")
+    # Every FOV gives one slice before any gives a second (FOVs in random order, random slices),
+    # so a cap on items never drops whole studies.
     rng = np.random.default_rng(seed)
-    per_fov = max(1, -(-max_items // len(val)))
-    picks = [(fov, z) for fov in val
-             for z in rng.permutation(sorted(fov.slices))[:per_fov]][:max_items]
+    slices = [rng.permutation(sorted(fov.slices)) for fov in val]
+    order = rng.permutation(len(val))
+    rounds = max(len(s) for s in slices)
+    picks = [(val[i], slices[i][r]) for r in range(rounds) for i in order if r < len(slices[i])][:max_items]
     items = []
     organelles = checkpoint.spec.organelles
     for fov, z in picks:
