@@ -1,67 +1,117 @@
 #!/usr/bin/env bash
 # Reproduces the weights shipped in weights/: simulated data (never test/studies, whose seed
-# 900001 the simulator refuses), one pix2pix per TL modality, exported in fp16 with routes.
-# CPU budget: about 50 minutes on 2 cores (--time-limit caps each run; each run validates and
+# 900001 the simulator refuses), one pix2pix per TL modality trained in two cycles, its output
+# calibration fitted on its validation split, exported in fp16 with routes.
+# CPU budget: about 110 minutes on 2 cores (--time-limit caps each run; each run validates and
 # keeps its best checkpoint). Logs: runs/<run>/train_log.csv and val_log.csv.
-#   scripts/train_shipped_weights.sh [data|train|export|all]   (default: all)
+#   scripts/train_shipped_weights.sh [data|train|finetune|calibrate|export|all]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 DATA=${DATA:-data/shipped_train}
+CALIB=${CALIB:-data/shipped_calibration}
 MINUTES=${MINUTES:-16}
 STEPS=${STEPS:-320}
+FT_MINUTES=${FT_MINUTES:-17}
+FT_STEPS=${FT_STEPS:-480}
 stage=${1:-all}
 
-make_data() {
-  # 24 studies per modality (study numbers 1-24 BF, 101-124 PC, 201-224 DIC), 5 FOVs each, at most
-  # 512 px (cropped, not resized) and 11 z-slices.
-  local spec mod seed first
-  for spec in BF:11:1 PC:12:101 DIC:13:201; do
-    IFS=: read -r mod seed first <<< "$spec"
-    $PY -m synthetic --out "$DATA" --studies 24 --seed "$seed" --first-study "$first" \
-      --fovs-per-study 5 --max-size 512 --max-slices 11 --modalities "$mod" --quiet
-  done
-  # Actin is rare (as in the real set: 27 FOVs in 3 studies) and the sampler can only balance
-  # what exists: add the actin-labelled studies of 40 more BF and PC studies each.
-  local extra=data/shipped_train_extra
+simulate() {
+  # Arguments: OUT STUDIES SEED FIRST_STUDY MODALITY FOVS_PER_STUDY. Images at most 512 px (cropped,
+  # not resized), at most 11 z-slices.
+  $PY -m synthetic --out "$1" --studies "$2" --seed "$3" --first-study "$4" --modalities "$5" \
+    --fovs-per-study "$6" --max-size 512 --max-slices 11 --quiet
+}
+
+with_actin() {
+  # Arguments: OUT FOVS_PER_STUDY BF_SEED:FIRST PC_SEED:FIRST COUNT. Actin is rare (as in the real
+  # set: 27 FOVs in 3 studies) and the sampler can only balance what exists: simulate COUNT more
+  # BF and PC studies each and keep only those labelled with actin.
+  local out=$1 fovs=$2 count=$5 extra=${1}_extra seed first
   rm -rf "$extra"
-  $PY -m synthetic --out "$extra" --studies 40 --seed 14 --first-study 301 --fovs-per-study 5 \
-    --max-size 512 --max-slices 11 --modalities BF --quiet
-  $PY -m synthetic --out "$extra" --studies 40 --seed 15 --first-study 401 --fovs-per-study 5 \
-    --max-size 512 --max-slices 11 --modalities PC --quiet
+  IFS=: read -r seed first <<< "$3"; simulate "$extra" "$count" "$seed" "$first" BF "$fovs"
+  IFS=: read -r seed first <<< "$4"; simulate "$extra" "$count" "$seed" "$first" PC "$fovs"
   for study in "$extra"/Study_*; do
-    if compgen -G "$study/*_Actin.ome.tiff" >/dev/null; then mv "$study" "$DATA/"; fi
+    if compgen -G "$study/*_Actin.ome.tiff" >/dev/null; then mv "$study" "$out/"; fi
   done
   rm -rf "$extra"
+}
+
+make_data() {
+  # 24 studies per modality (study numbers 1-24 BF, 101-124 PC, 201-224 DIC), 5 FOVs each, plus
+  # the actin-labelled ones among 40 more BF (301-340) and 40 more PC (401-440).
+  simulate "$DATA" 24 11 1 BF 5
+  simulate "$DATA" 24 12 101 PC 5
+  simulate "$DATA" 24 13 201 DIC 5
+  with_actin "$DATA" 5 14:301 15:401 40
+}
+
+make_calibration_data() {
+  # Studies for the output calibration only (never trained on): 12 per modality (seeds 21-23,
+  # studies 501-536), 4 FOVs each, plus the actin-labelled ones among 30 more BF and 30 more PC.
+  rm -rf "$CALIB"
+  simulate "$CALIB" 12 21 501 BF 4
+  simulate "$CALIB" 12 22 513 PC 4
+  simulate "$CALIB" 12 23 525 DIC 4
+  with_actin "$CALIB" 4 24:601 25:631 30
+}
+
+pix2pix() {
+  # pix2pix small per modality, L1 only (the pilots: GAN off is ~35% faster and better on
+  # PCC/SSIM/MAE at this budget), on a 0.2 um grid (~4-9x fewer pixels than the native 65-110 nm;
+  # inference follows the spec). Arguments: MODALITY OUT STEPS MINUTES NOTE [more flags].
+  local mod=$1 out=$2 steps=$3 minutes=$4 note=$5
+  shift 5
+  $PY -m training.train_pix2pix --data "$DATA" --out "$out" --preset small --modalities "$mod" \
+    --pixel-size 0.2 --crop 128 --batch-size 8 --steps "$steps" --gan-weight 0 --max-defocus 5 \
+    --val-items 16 --val-crop 256 --threads 2 --time-limit "$minutes" --quiet --note "$note" "$@"
 }
 
 train() {
   local mod
   for mod in BF PC DIC; do
-    # L1 only (the pilots: GAN off is ~35% faster and better on PCC/SSIM/MAE at this budget);
-    # a 0.2 um grid has ~4-9x fewer pixels than the native 65-110 nm and inference follows it.
-    $PY -m training.train_pix2pix --data "$DATA" --out "runs/p2p_${mod,,}" --preset small \
-      --modalities "$mod" --pixel-size 0.2 --crop 128 --batch-size 8 --steps "$STEPS" --lr 1e-3 \
-      --gan-weight 0 --max-defocus 5 --val-every 40 --val-items 16 --val-crop 256 --ckpt-every 40 \
-      --threads 2 --time-limit "$MINUTES" --quiet \
-      --note "pix2pix small, L1 only, trained on CPU for at most ${MINUTES} min on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data"
+    pix2pix "$mod" "runs/p2p_${mod,,}" "$STEPS" "$MINUTES" \
+      "pix2pix small, L1 only, trained on CPU for at most ${MINUTES} min on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" \
+      --lr 1e-3 --val-every 40 --ckpt-every 40
+  done
+}
+
+finetune() {
+  # Second cycle: validation PCC was still rising when the first cycle's lr reached 0, so each
+  # model restarts from its best weights with half the lr, constant for 30% of the steps, then decaying.
+  local mod
+  for mod in BF PC DIC; do
+    pix2pix "$mod" "runs/p2p_${mod,,}_ft" "$FT_STEPS" "$FT_MINUTES" \
+      "pix2pix small, L1 only, trained on CPU for at most $((MINUTES + FT_MINUTES)) min in two cycles on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" \
+      --init-from "runs/p2p_${mod,,}/best.pt" --lr 5e-4 --decay-start 0.3 --val-every 80 --ckpt-every 80
+  done
+}
+
+calibrate() {
+  # Per-organelle output calibration of each run, fitted on the calibration studies (never on
+  # test/studies); written to runs/<run>/calibration.json, which the export puts in the spec.
+  local mod
+  for mod in BF PC DIC; do
+    $PY -m training.calibrate --run "runs/p2p_${mod,,}_ft" --all --data "$CALIB" --items 80 --threads 2
   done
 }
 
 export_weights() {
   rm -f weights/manifest.json weights/*.pt
-  $PY -m training.export --run runs/p2p_bf --name p2p_bf_small --weights weights --route 'BF:*' --window 256 --half
-  $PY -m training.export --run runs/p2p_pc --name p2p_pc_small --weights weights --route 'PC:*' --window 256 --half
+  $PY -m training.export --run runs/p2p_bf_ft --name p2p_bf_small --weights weights --route 'BF:*' --window 256 --half
+  $PY -m training.export --run runs/p2p_pc_ft --name p2p_pc_small --weights weights --route 'PC:*' --window 256 --half
   # No DIC study has actin (as in the real set): DIC actin goes to the PC model's actin decoder.
-  $PY -m training.export --run runs/p2p_dic --name p2p_dic_small --weights weights \
+  $PY -m training.export --run runs/p2p_dic_ft --name p2p_dic_small --weights weights \
     --route 'DIC:nucleus,DIC:mitochondria,DIC:tubulin' --window 256 --half
-  $PY -m training.export --run runs/p2p_pc --name p2p_pc_small --weights weights --route 'DIC:actin' --window 256 --half
+  $PY -m training.export --run runs/p2p_pc_ft --name p2p_pc_small --weights weights --route 'DIC:actin' --window 256 --half
 }
 
 case "$stage" in
-  data) make_data ;;
+  data) make_data; make_calibration_data ;;
   train) train ;;
+  finetune) finetune ;;
+  calibrate) calibrate ;;
   export) export_weights ;;
-  all) make_data; train; export_weights ;;
-  *) echo "usage: $0 [data|train|export|all]" >&2; exit 2 ;;
+  all) make_data; make_calibration_data; train; finetune; calibrate; export_weights ;;
+  *) echo "usage: $0 [data|train|finetune|calibrate|export|all]" >&2; exit 2 ;;
 esac
