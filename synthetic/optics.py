@@ -74,7 +74,8 @@ def _coarse_shape(shape: tuple[int, int], pixel_size_um: float, optics: TLOptics
 
     The field is band-limited by the pupil (soft edge: 1.025 × cutoff), so its intensity by twice
     that: sampling the field on a grid whose Nyquist frequency exceeds 2.05 × cutoff gives the
-    intensity exactly. At 65-110 nm pixels that grid has 3-6x fewer pixels than the image.
+    intensity exactly. With the NAs and 65-110 nm pixels simulated here that grid has 1.5-5x fewer
+    pixels than the image (the least for high-NA objectives at large pixels).
     """
     need = 2.05 * pupil_cutoff(optics)
     out = []
