@@ -12,7 +12,7 @@ q ("floor_quantile") sends the dimmest fraction q of the pixels to 0, whatever t
 f ("floor_fraction") sends everything below a fraction f of the image's bright range to 0, however
 many pixels that is (an empty background is large in a sparse field and small in a dense one);
 gamma > 1 darkens what is left relative to the brightest structures. All three are fitted per
-(checkpoint, organelle) on the training data's validation split (training/calibrate.py) and stored
+(checkpoint, organelle) on studies the model did not train on (training/calibrate.py) and stored
 in the checkpoint's spec, so inference applies exactly what was fitted. q = f = 0, gamma = 1 is
 the identity up to a rescale, which the challenge's percentile normalisation ignores.
 """

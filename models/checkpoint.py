@@ -50,7 +50,8 @@ class CheckpointSpec:
     window: int = 256                  # preferred inference window at the model's pixel size
     size_divisor: int = 4              # H, W fed to the model must be multiples of this
     note: str = ""                     # what it was trained on, or plainly that it is untrained
-    # organelle -> {"floor_quantile", "gamma"} fitted on validation data (models/calibration.py);
+    # organelle -> {"floor_quantile", "floor_fraction", "gamma"} fitted by training.calibrate
+    # (models/calibration.py);
     # organelles not listed are written as the model predicts them.
     output_calibration: dict = field(default_factory=dict)
 

@@ -11,11 +11,13 @@ import scipy.fft as sfft
 WORKERS = -1  # scipy.fft threads: all cores; results do not depend on the count
 
 
-def frequency_grid(shape: tuple[int, int], pixel_size_um: float, *, real: bool = False
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(fy, fx) in cycles/µm, broadcastable; `real=True` gives the half-plane of rfft2."""
-    fy = sfft.fftfreq(shape[0], d=pixel_size_um).astype(np.float32)[:, None]
-    fx = (sfft.rfftfreq if real else sfft.fftfreq)(shape[1], d=pixel_size_um).astype(np.float32)[None, :]
+def frequency_grid(shape: tuple[int, int], pixel_size_um: float | tuple[float, float], *,
+                   real: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(fy, fx) in cycles/µm, broadcastable; `real=True` gives the half-plane of rfft2.
+    `pixel_size_um` is one size or (y, x) sizes (a resampled grid can have non-square pixels)."""
+    py, px = (pixel_size_um, pixel_size_um) if np.isscalar(pixel_size_um) else pixel_size_um
+    fy = sfft.fftfreq(shape[0], d=py).astype(np.float32)[:, None]
+    fx = (sfft.rfftfreq if real else sfft.fftfreq)(shape[1], d=px).astype(np.float32)[None, :]
     return fy, fx
 
 

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import scipy.fft as sfft
 
-from .fourier import WORKERS, gaussian_otf
+from .fourier import WORKERS, frequency_grid, gaussian_otf
 from .parallel import thread_map
 
 
@@ -113,8 +113,7 @@ def tl_intensity(phase: np.ndarray, absorption: np.ndarray, defocus_um: Sequence
     # The coarse grid covers the same field with fewer, larger pixels: same frequencies, fewer of them.
     spectrum = spectrum[np.ix_(rows, cols)] * np.float32(coarse[0] * coarse[1] / (shape[0] * shape[1]))
     coarse_px = (shape[0] * pixel_size_um / coarse[0], shape[1] * pixel_size_um / coarse[1])
-    fy = sfft.fftfreq(coarse[0], d=coarse_px[0]).astype(np.float32)[:, None]
-    fx = sfft.fftfreq(coarse[1], d=coarse_px[1]).astype(np.float32)[None, :]
+    fy, fx = frequency_grid(coarse, coarse_px)
     f2 = fy * fy + fx * fx
     if optics.modality == "PC":
         spectrum *= _pc_ring(f2, optics)
@@ -128,7 +127,7 @@ def tl_intensity(phase: np.ndarray, absorption: np.ndarray, defocus_um: Sequence
         shift_s = np.exp(2j * np.pi * (fy * sy + fx * sx)).astype(np.complex64).ravel()[support]
         bias = np.complex64(np.exp(0.5j * optics.dic_bias))
     # Intensity spectra: the coarse grid's rfft layout, embedded in the full grid's for the way back.
-    rfx = sfft.rfftfreq(coarse[1], d=coarse_px[1]).astype(np.float32)[None, :]
+    _, rfx = frequency_grid(coarse, coarse_px, real=True)
     f2_real = fy * fy + rfx * rfx
     scale = np.float32(shape[0] * shape[1] / (coarse[0] * coarse[1]))
     if optics.modality == "PC":
@@ -163,11 +162,9 @@ def tl_intensity(phase: np.ndarray, absorption: np.ndarray, defocus_um: Sequence
         # coherent intensity is blurred by the projected source, σ = |z| NA_c / (2n).
         sigma = abs(z) * optics.na_condenser / (2 * optics.n_medium)
         spec_i *= gaussian_otf(f2_real, sigma) * scale
-        # Into the full grid's rfft layout (positive rows on top, negative at the bottom), back to H x W.
+        # Into the full grid's rfft layout (the same rows as the crop), back to H x W.
         full = np.zeros((shape[0], shape[1] // 2 + 1), np.complex64)
-        top = (coarse[0] + 1) // 2
-        full[:top, :spec_i.shape[1]] = spec_i[:top]
-        full[shape[0] - (coarse[0] - top):, :spec_i.shape[1]] = spec_i[top:]
+        full[rows, :spec_i.shape[1]] = spec_i
         out[i] = sfft.irfft2(full, s=shape, workers=1)
 
     thread_map(one_slice, range(len(defocus_um)))

@@ -1,9 +1,9 @@
 """Independent per-plane work on a thread per core.
 
 NumPy's ufuncs and scipy.fft release the GIL on large arrays, so threads give the simulator a
-real speed-up without copying images between processes. Only work without random draws goes
-here: the draws stay in the caller's fixed order, so a seed gives the same images on any number
-of cores.
+real speed-up without copying images between processes. Work that draws random numbers gets its
+own child generator per item (Generator.spawn, in the items' order) from the caller, never a
+shared one, so a seed gives the same images on any number of cores.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from inference.pipeline import run_checkpoint
 from inference.settings import InferenceSettings
 from metrics.challenge import LOWER_IS_BETTER, METRICS_BY_ORGANELLE, percentile_normalise, score_image
 from models.calibration import IDENTITY, calibrate
-from models.registry import build_model
+from models.registry import LoadedCheckpoint, build_model, sha256_file
 from preprocessing.ome_io import read_ome_tiff
 
 from .checkpointing import load_module_state, load_training_checkpoint
@@ -56,24 +56,19 @@ class Item:
     ground_truth: dict[str, np.ndarray]  # organelle -> raw ground truth
 
 
-class _Checkpoint:
-    """What run_checkpoint needs of a loaded checkpoint: the spec and the model in eval mode."""
-
-    def __init__(self, spec, model):
-        self.spec, self.model = spec, model
-
-
-def load_run(run: Path) -> tuple[_Checkpoint, dict, int]:
+def load_run(run: Path) -> tuple[LoadedCheckpoint, dict, int]:
     """The run's best checkpoint as an uncalibrated inference checkpoint, its train config, its step."""
-    state = load_training_checkpoint(run / BEST)
+    path = run / BEST
+    state = load_training_checkpoint(path)
     model = build_model(state["arch"], state["model_config"])
     load_module_state(model, state["generator"])
     model.eval()
     config = json.loads((run / "run.json").read_text())["train"]
-    return _Checkpoint(spec_from_run(state), model), config, int(state["step"])
+    checkpoint = LoadedCheckpoint(run.name, path, sha256_file(path), spec_from_run(state), model)
+    return checkpoint, config, int(state["step"])
 
 
-def validation_items(checkpoint: _Checkpoint, config: dict, data: str | None, max_items: int,
+def validation_items(checkpoint: LoadedCheckpoint, config: dict, data: str | None, max_items: int,
                      seed: int, settings: InferenceSettings, use_all: bool = False) -> list[Item]:
     """Whole slices of the run's validation FOVs (or of every FOV of `data` when `use_all`: a set
     made for calibration that the run never trained on), predicted as inference does."""

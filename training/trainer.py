@@ -189,12 +189,11 @@ def _truncate_log(path: Path, step: int) -> None:
         csv.writer(handle).writerows(kept)
 
 
-def _init_generator(generator: nn.Module, path: Path, arch: str, model_config: dict) -> None:
-    state = load_training_checkpoint(path)
+def _check_same_model(path: Path, state: dict, arch: str, model_config: dict, why: str = "") -> None:
+    """ValueError naming the file (and `why` it was read) when it holds another model than this run's."""
     if state["arch"] != arch or state["model_config"] != model_config:
-        raise ValueError(f"{path}: cannot initialise from it: checkpoint is {state['arch']} "
-                         f"{state['model_config']}, this run is {arch} {model_config}")
-    load_module_state(generator, state["generator"])
+        raise ValueError(f"{path}: {why}checkpoint is {state['arch']} {state['model_config']}, "
+                         f"this run is {arch} {model_config}")
 
 
 def train(cfg: TrainConfig, family: Family) -> RunResult:
@@ -249,9 +248,7 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
     last_path = out / LAST
     if cfg.resume and last_path.exists():
         state = load_training_checkpoint(last_path)
-        if state["arch"] != family.arch or state["model_config"] != asdict(model_config):
-            raise ValueError(f"{last_path}: checkpoint is {state['arch']} {state['model_config']}, "
-                             f"this run is {family.arch} {asdict(model_config)}")
+        _check_same_model(last_path, state, family.arch, asdict(model_config))
         load_module_state(generator, state["generator"])
         opt_g.load_state_dict(state["opt_g"])
         if disc is not None:
@@ -272,7 +269,10 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
         if cfg.init_from:
             # Warm start (fine-tuning, or a longer schedule after a short one): weights only; the
             # optimiser, lr schedule, sampler and step start afresh.
-            _init_generator(generator, Path(cfg.init_from), family.arch, asdict(model_config))
+            init = load_training_checkpoint(Path(cfg.init_from))
+            _check_same_model(Path(cfg.init_from), init, family.arch, asdict(model_config),
+                              why="cannot initialise from it: ")
+            load_module_state(generator, init["generator"])
         torch.manual_seed(cfg.seed * 1009 + info.rank)   # per-rank randomness from here on
 
     if info.main:
