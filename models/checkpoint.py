@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from models.architectures import ARCHITECTURES, build_model, config_to_dict, make_config
-from models.calibration import check_params
+from models.calibration import canonical_params, check_params
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 FORMAT = "lmc-checkpoint"
@@ -50,8 +50,8 @@ class CheckpointSpec:
     window: int = 256                  # preferred inference window at the model's pixel size
     size_divisor: int = 4              # H, W fed to the model must be multiples of this
     note: str = ""                     # what it was trained on, or plainly that it is untrained
-    # organelle -> {"floor_quantile", "floor_fraction", "gamma"} fitted by training.calibrate
-    # (models/calibration.py);
+    # organelle -> {"floor_quantile", "floor_fraction", "gamma"} or {"quantile_levels",
+    # "reference_quantiles"} fitted by training.calibrate (models/calibration.py);
     # organelles not listed are written as the model predicts them.
     output_calibration: dict = field(default_factory=dict)
 
@@ -61,6 +61,8 @@ class CheckpointSpec:
         self.output_range = tuple(float(v) for v in self.output_range)  # type: ignore[assignment]
         # One canonical form (tuples as lists) so a spec equals itself after a save/load trip.
         self.config = config_to_dict(self.config)
+        if isinstance(self.output_calibration, dict):
+            self.output_calibration = {o: canonical_params(p) for o, p in self.output_calibration.items()}
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that makes no sense."""

@@ -11,7 +11,7 @@ import torch
 
 from inference.pipeline import run_checkpoint
 from inference.settings import InferenceSettings
-from models.calibration import IDENTITY, calibrate
+from models.calibration import IDENTITY, QUANTILE_LEVELS, calibrate, match_quantiles, reference_quantiles
 from models.pix2pix import Pix2PixConfig, Pix2PixGenerator
 from models.registry import CheckpointSpec, load_checkpoint, save_checkpoint
 from preprocessing.ome_io import ORGANELLES, read_ome_tiff, write_ome_tiff
@@ -49,6 +49,42 @@ def test_identity_is_a_rescale_and_a_constant_image_becomes_zero():
     assert not calibrate(np.full((8, 8), 0.3, np.float32), {"floor_quantile": 0.5, "floor_fraction": 0.1, "gamma": 2.0}).any()
 
 
+def _quantile_params(reference) -> dict:
+    return {"quantile_levels": list(QUANTILE_LEVELS), "reference_quantiles": list(reference)}
+
+
+def test_quantile_matching_gives_the_reference_distribution_and_keeps_order():
+    rng = np.random.default_rng(4)
+    x = rng.random((96, 128)).astype(np.float32) * 0.3 + 0.4      # a flat, hazy prediction
+    sparse = rng.exponential(0.05, 200_000)                          # a dark, sparse reference
+    reference = np.quantile(sparse, QUANTILE_LEVELS)
+    y = calibrate(x, _quantile_params(reference))
+    assert y.dtype == np.float32 and y.min() == 0.0 and y.max() == pytest.approx(1.0)
+    order = np.argsort(x.ravel(), kind="stable")
+    assert np.all(np.diff(y.ravel()[order]) >= 0)                  # monotone: ranks never swap
+    # y's quantiles are the reference's, rescaled to [0, 1]
+    expected = (reference - reference[0]) / (reference[-1] - reference[0])
+    for u in (0.1, 0.5, 0.9, 0.99):
+        assert np.quantile(y, u) == pytest.approx(np.interp(u, QUANTILE_LEVELS, expected), abs=2e-3)
+    assert not match_quantiles(np.full((8, 8), 0.3, np.float32), _quantile_params(reference)).any()
+
+
+def test_quantile_matching_sends_ties_to_one_value():
+    x = np.zeros((50, 50), np.float32)
+    x[:10] = np.linspace(0.5, 1.0, 500, dtype=np.float32).reshape(10, 50)   # 80 % of pixels tie at 0
+    y = calibrate(x, _quantile_params(np.linspace(0.0, 1.0, len(QUANTILE_LEVELS)) ** 3))
+    assert np.unique(y[10:]).size == 1
+    assert np.all(np.diff(y[:10].ravel()) >= 0) and y[0, 0] >= y[10, 0]
+
+
+def test_reference_is_the_median_of_the_images_quantiles():
+    rng = np.random.default_rng(5)
+    images = [rng.normal(m, 1.0, (40, 30)) for m in (0.0, 1.0, 5.0)]
+    levels = (0.0, 0.25, 0.5, 1.0)
+    expected = np.median([np.quantile(g, levels) for g in images], axis=0)
+    np.testing.assert_allclose(reference_quantiles(images, levels), expected)
+
+
 def _spec(**kw) -> CheckpointSpec:
     model = Pix2PixGenerator(Pix2PixConfig.preset("tiny"))
     base = dict(arch="pix2pix", config=model.config, organelles=ORGANELLES, modalities=("BF",),
@@ -63,6 +99,12 @@ def _spec(**kw) -> CheckpointSpec:
     ({"actin": {"floor_quantile": 0.0, "floor_fraction": -0.1, "gamma": 1.0}}, "floor_fraction"),
     ({"actin": {"floor_quantile": 0.2, "floor_fraction": 0.0, "gamma": 0.0}}, "gamma"),
     ({"actin": {"floor_quantile": 0.2}}, "exactly"),
+    ({"actin": {"quantile_levels": [0.0, 1.0], "reference_quantiles": [0.0, 0.5, 1.0]}}, "same length"),
+    ({"actin": {"quantile_levels": [0.0, 0.6, 0.5, 1.0], "reference_quantiles": [0, 1, 2, 3]}}, "rise strictly"),
+    ({"actin": {"quantile_levels": [0.1, 1.0], "reference_quantiles": [0.0, 1.0]}}, "rise strictly"),
+    ({"actin": {"quantile_levels": [0.0, 0.5, 1.0], "reference_quantiles": [0.0, 2.0, 1.0]}}, "non-decreasing"),
+    ({"actin": {"quantile_levels": [0.0, 1.0], "reference_quantiles": [0.4, 0.4]}}, "not constant"),
+    ({"actin": {"quantile_levels": [0.0, 1.0], "reference_quantiles": ["a", 1.0]}}, "not numbers"),
 ])
 def test_spec_refuses_bad_calibrations(calibration, message):
     with pytest.raises(ValueError, match=message):
@@ -75,10 +117,13 @@ def test_specs_without_calibration_still_load():
     assert CheckpointSpec.from_dict(data).output_calibration == {}
 
 
-def test_inference_applies_the_checkpoint_calibration(tmp_path):
+@pytest.mark.parametrize("params", [
+    {"floor_quantile": 0.5, "floor_fraction": 0.1, "gamma": 2.0},
+    _quantile_params(np.linspace(0.0, 1.0, len(QUANTILE_LEVELS)) ** 4),
+], ids=["floor_gamma", "quantile_match"])
+def test_inference_applies_the_checkpoint_calibration(tmp_path, params):
     torch.manual_seed(0)
     model = Pix2PixGenerator(Pix2PixConfig.preset("tiny"))
-    params = {"floor_quantile": 0.5, "floor_fraction": 0.1, "gamma": 2.0}
     save_checkpoint(tmp_path / "plain.pt", model, _spec())
     save_checkpoint(tmp_path / "calibrated.pt", model, _spec(output_calibration={"mitochondria": params}))
     image_path = tmp_path / "image_1_BF_z0.ome.tiff"
@@ -114,10 +159,14 @@ def test_fit_writes_a_choice_no_worse_than_none_and_export_uses_it(run, tmp_path
     assert result["step"] == load_training_checkpoint(run / "best.pt")["step"]
     assert result["items"] == 4 and result["organelles"]
     for organelle, fitted in result["organelles"].items():
-        assert fitted["params"]["floor_quantile"] in fitting.FLOOR_QUANTILES
-        assert fitted["params"]["floor_fraction"] in fitting.FLOOR_FRACTIONS
-        assert fitted["params"]["gamma"] in fitting.GAMMAS
+        if "reference_quantiles" in fitted["params"]:
+            assert fitted["params"]["quantile_levels"] == list(QUANTILE_LEVELS)
+        else:
+            assert fitted["params"]["floor_quantile"] in fitting.FLOOR_QUANTILES
+            assert fitted["params"]["floor_fraction"] in fitting.FLOOR_FRACTIONS
+            assert fitted["params"]["gamma"] in fitting.GAMMAS
         assert fitted["chosen"]["objective"] >= fitted["uncalibrated"]["objective"]
+        assert fitted["chosen"]["objective"] >= fitted["quantile_match"]["objective"]
         assert set(fitted["baselines"]) == {"constant", "tl_input"}
         # the constant baseline's scores are what the challenge gives a zero image
         assert fitted["baselines"]["constant"]["PCC"] == 0.0

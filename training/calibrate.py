@@ -9,7 +9,8 @@ FOV of a calibration set simulated apart from the training data (more studies, n
 Never the held-out test/studies: they must not tune anything. Each slice is predicted exactly as
 inference does (run_checkpoint: resampling, sliding window, TTA); each organelle with ground truth
 is scored with the challenge's metrics at every point of the grid floor_quantile x floor_fraction
-x gamma, and for the two baselines of metrics/baselines (a zero image; the normalised TL input).
+x gamma, with quantile matching to the median normalised ground truth of these items, and for the
+two baselines of metrics/baselines (a zero image; the normalised TL input).
 
 The choice, per organelle: the grid point with the best worst-case margin over the better baseline
 (relative, per metric, averaged over items) plus the mean margin, so no metric is sacrificed to
@@ -34,7 +35,7 @@ import torch
 from inference.pipeline import run_checkpoint
 from inference.settings import InferenceSettings
 from metrics.challenge import LOWER_IS_BETTER, METRICS_BY_ORGANELLE, percentile_normalise, score_image
-from models.calibration import IDENTITY, calibrate
+from models.calibration import IDENTITY, QUANTILE_KEYS, QUANTILE_LEVELS, calibrate, reference_quantiles
 from models.registry import LoadedCheckpoint, build_model, sha256_file
 from preprocessing.ome_io import read_ome_tiff
 
@@ -131,6 +132,12 @@ def _score_candidate(params: dict) -> dict[str, float]:
                         for it, g in zip(have, gts))
 
 
+def quantile_match_params(gts: list[np.ndarray]) -> dict:
+    """Quantile matching onto the median percentile-normalised ground truth of these items."""
+    normalised = (percentile_normalise(g) for g in gts)
+    return dict(zip(QUANTILE_KEYS, (list(QUANTILE_LEVELS), reference_quantiles(normalised))))
+
+
 def fit_organelle(items: list[Item], organelle: str, workers: int = 1) -> dict:
     """The chosen parameters and the validation table for one organelle."""
     have = [it for it in items if organelle in it.ground_truth]
@@ -141,6 +148,7 @@ def fit_organelle(items: list[Item], organelle: str, workers: int = 1) -> dict:
     }
     grid = [{"floor_quantile": q, "floor_fraction": f, "gamma": gamma}
             for q, f, gamma in itertools.product(FLOOR_QUANTILES, FLOOR_FRACTIONS, GAMMAS)]
+    grid.append(quantile_match_params(gts))
     _SHARED.update(have=have, gts=gts, organelle=organelle)
     try:
         if workers > 1 and "fork" in mp.get_all_start_methods():
@@ -156,8 +164,10 @@ def fit_organelle(items: list[Item], organelle: str, workers: int = 1) -> dict:
         candidates.append({"params": params, "scores": scores, "margins": m, "objective": objective(m)})
     best = max(candidates, key=lambda c: c["objective"])
     identity = next(c for c in candidates if c["params"] == IDENTITY)
+    matched = {k: v for k, v in candidates[-1].items() if k != "params"}   # its params: in "chosen" if kept
     return {"params": best["params"], "items": len(have), "chosen": best, "uncalibrated": identity,
-            "baselines": baselines, "metrics": list(METRICS_BY_ORGANELLE[organelle])}
+            "quantile_match": matched, "baselines": baselines,
+            "metrics": list(METRICS_BY_ORGANELLE[organelle])}
 
 
 def fit(run: Path, data: str | None = None, max_items: int = 48, seed: int = 0,
@@ -168,22 +178,28 @@ def fit(run: Path, data: str | None = None, max_items: int = 48, seed: int = 0,
     items = validation_items(checkpoint, config, data, max_items, seed, settings or InferenceSettings(),
                              use_all)
     organelles = [o for o in checkpoint.spec.organelles if any(o in it.ground_truth for it in items)]
-    result = {"run": str(run), "step": step, "items": len(items),
-              "data": str(data or config["data"]), "split": "all" if use_all else "validation", "grid": {"floor_quantile": FLOOR_QUANTILES,
-                                                                 "floor_fraction": FLOOR_FRACTIONS,
-                                                                 "gamma": GAMMAS},
+    grid = {"floor_quantile": FLOOR_QUANTILES, "floor_fraction": FLOOR_FRACTIONS, "gamma": GAMMAS,
+            "quantile_match": True}
+    result = {"run": str(run), "step": step, "items": len(items), "data": str(data or config["data"]),
+              "split": "all" if use_all else "validation", "grid": grid,
               "organelles": {o: fit_organelle(items, o, workers) for o in organelles}}
     return result
+
+
+def describe(params: dict) -> str:
+    if set(params) == set(QUANTILE_KEYS):
+        return f"quantile matching ({len(params['quantile_levels'])} levels)"
+    return ", ".join(f"{k} {v}" for k, v in params.items())
 
 
 def summary(result: dict) -> str:
     lines = [f"calibration of {result['run']} on {result['items']} slices ({result['split']} of {result['data']})"]
     for organelle, r in result["organelles"].items():
-        lines.append(f"{organelle} ({r['items']} items): " + ", ".join(f"{k} {v}" for k, v in r["params"].items()))
+        lines.append(f"{organelle} ({r['items']} items): " + describe(r["params"]))
         rows = [("uncalibrated", r["uncalibrated"]["scores"]), ("calibrated", r["chosen"]["scores"]),
-                *r["baselines"].items()]
+                ("quantile match", r["quantile_match"]["scores"]), *r["baselines"].items()]
         for label, scores in rows:
-            lines.append(f"  {label:13s}" + "".join(f" {m} {scores[m]:.4f}" for m in r["metrics"]))
+            lines.append(f"  {label:14s}" + "".join(f" {m} {scores[m]:.4f}" for m in r["metrics"]))
     return "\n".join(lines)
 
 
