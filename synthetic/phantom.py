@@ -20,7 +20,8 @@ import scipy.fft as sfft
 
 from .fourier import WORKERS, fast_shape, frequency_grid, gaussian_otf
 from .parallel import thread_map
-from .raster import GridPoints, PixelSampler, lookup, random_walks, splat
+from .raster import (GridPoints, PixelSampler, ellipse_pixels, heading_turns, lookup, splat,
+                     walk_until_invalid)
 
 CANVAS_MARGIN_PX = 48  # > the widest defocus blur (~z·NA_c/n) for the deepest slices we make
 
@@ -175,45 +176,53 @@ def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]
     reach = np.hypot(na * np.cos(ca - angle), nb * np.sin(ca - angle)) + 1.0 / px
     centrosome = np.stack([ny + reach * np.sin(ca), nx + reach * np.cos(ca)], 1).astype(np.float32)
 
-    comp = np.full(shape, np.inf, np.float32)
-    labels = np.zeros(shape, np.int32)
-    score = np.full(shape, np.inf, np.float32)
-    nscore = np.full(shape, np.inf, np.float32)
-    rad = np.zeros(shape, np.float32)
-    nucleoli = np.zeros(shape, np.float32)
-    envelope = np.zeros(shape, np.float32)
+    # Flat views of the canvas maps: each cell writes to the pixels it wins, by flat index.
+    comp = np.full(h * w, np.inf, np.float32)
+    labels = np.zeros(h * w, np.int32)
+    score = np.full(h * w, np.inf, np.float32)
+    nscore = np.full(h * w, np.inf, np.float32)
+    rad = np.zeros(h * w, np.float32)
+    nucleoli = np.zeros(h * w, np.float32)
+    envelope = np.zeros(h * w, np.float32)
     rough = line.roughness
     for i in range(n):
         amps = rough * rng.standard_normal(7) / np.arange(1, 8) ** 0.8  # k = 2..8: lobes, protrusions
         phases = rng.uniform(0, 2 * np.pi, 7)
         namps = 0.04 * rng.standard_normal(3) / np.arange(1, 4)
         nphases = rng.uniform(0, 2 * np.pi, 3)
-        extent = a[i] * (1 + np.abs(amps).sum()) + 2  # r(θ) never exceeds 1 + Σ|a_k|
+        reach = 1 + np.abs(amps).sum()  # r(θ) never exceeds 1 + Σ|a_k|
+        extent = a[i] * reach + 2
         y0, y1 = int(max(0, centres[i, 0] - extent)), int(min(h, centres[i, 0] + extent + 1))
         x0, x1 = int(max(0, centres[i, 1] - extent)), int(min(w, centres[i, 1] + extent + 1))
         if y1 <= y0 or x1 <= x0:
             continue
-        yy = np.arange(y0, y1, dtype=np.float32)[:, None]
-        xx = np.arange(x0, x1, dtype=np.float32)[None, :]
+        # The cell lies inside the ellipse of semi-axes a·reach, b·reach: score only its pixels.
+        py, px_ = ellipse_pixels((y0, y1, x0, x1), centres[i, 0], centres[i, 1],
+                                 a[i] * reach + 1, b[i] * reach + 1, angle[i])
+        yy, xx = py.astype(np.float32), px_.astype(np.float32)
         ca_, sa_ = np.float32(np.cos(angle[i])), np.float32(np.sin(angle[i]))
         dy, dx = yy - centres[i, 0], xx - centres[i, 1]
         u, v = (dx * ca_ + dy * sa_) / np.float32(a[i]), (-dx * sa_ + dy * ca_) / np.float32(b[i])
         s = _polar_score(u, v, amps, phases)
+        # Only pixels inside this cell (s < 1) can be won; the nucleus score is needed there only.
+        inside = s < 1
+        py, px_, yy, xx, s = py[inside], px_[inside], yy[inside], xx[inside], s[inside]
         dy, dx = yy - np.float32(ny[i]), xx - np.float32(nx[i])
         u, v = (dx * ca_ + dy * sa_) / np.float32(na[i]), (-dx * sa_ + dy * ca_) / np.float32(nb[i])
         ns = _polar_score(u, v, namps, nphases)
         mine = np.where(ns < 1, 0.3 * s, s)       # a nucleus is never cut by a neighbour's cytoplasm
-        win = (s < 1) & (mine < comp[y0:y1, x0:x1])
-        box = (slice(y0, y1), slice(x0, x1))
-        comp[box][win] = mine[win]
-        labels[box][win] = i + 1
-        score[box][win] = s[win]
-        nscore[box][win] = ns[win]
-        rad[box][win] = radius[i]
+        flat = py * w + px_
+        win = mine < comp[flat]
+        flat, ns, local_y, local_x = flat[win], ns[win], py[win] - y0, px_[win] - x0
+        comp[flat] = mine[win]
+        labels[flat] = i + 1
+        score[flat] = s[win]
+        nscore[flat] = ns
+        rad[flat] = radius[i]
         # Nucleoli: 1..k spheres inside the nucleus; path length 2·sqrt(r² - d²), each drawn in
         # its own small box.
         k = int(rng.integers(1, line.nucleoli_max + 1))
-        paths = np.zeros_like(s)
+        paths = np.zeros((y1 - y0, x1 - x0), np.float32)
         for _ in range(k):
             rho, phi = 0.55 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
             oy = ny[i] + rho * (na[i] * np.cos(phi) * sa_ + nb[i] * np.sin(phi) * ca_) - y0
@@ -227,11 +236,13 @@ def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]
                  (np.arange(xa, xb, dtype=np.float32)[None, :] - ox) ** 2
             paths[ya:yb, xa:xb] += 2 * np.sqrt(np.maximum(np.float32(r_nl ** 2) - d2, 0)) * np.float32(px)
         # Pixels this cell takes over lose what an earlier neighbour drew there.
-        nucleoli[box][win] = np.where(ns[win] < 1, paths[win], np.float32(0))
-        envelope[box][win] = 0
-        near_rim = win & (ns > 0.7) & (ns < 1.3)  # the envelope profile is ~0 elsewhere
+        nucleoli[flat] = np.where(ns < 1, paths[local_y, local_x], np.float32(0))
+        envelope[flat] = 0
+        near_rim = (ns > 0.7) & (ns < 1.3)  # the envelope profile is ~0 elsewhere
         rim_um = (1 - ns[near_rim]) * np.float32(np.sqrt(na[i] * nb[i]) * px)
-        envelope[box][near_rim] = np.exp(-np.square(rim_um / np.float32(0.25)))
+        envelope[flat[near_rim]] = np.exp(-np.square(rim_um / np.float32(0.25)))
+    labels, score, nscore, rad, nucleoli, envelope = (
+        m.reshape(shape) for m in (labels, score, nscore, rad, nucleoli, envelope))
     return _Cells(centres[:, 0], centres[:, 1], angle, a, b, ny, nx, na, nb, centrosome,
                   labels, score, nscore, rad, nucleoli, envelope)
 
@@ -250,11 +261,6 @@ def _line_density(shape, ys, xs, weight, sigma_um: float, px: float) -> np.ndarr
 def _point_density(shape, ys, xs, weight, sigma_um: float, px: float) -> np.ndarray:
     """Splat points scaled so that, once blurred by `sigma_um`, each is a blob of peak ~1."""
     return splat(shape, ys, xs, weight * np.float32(2 * np.pi * (sigma_um / px) ** 2))
-
-
-def _truncate(valid: np.ndarray) -> np.ndarray:
-    """Keep each chain only up to its first invalid point (it stops where it leaves its cell)."""
-    return np.cumprod(valid, axis=1, dtype=np.uint8).astype(bool)
 
 
 def _turn_sd(step_px: float, px: float, persistence_um: float) -> float:
@@ -277,15 +283,19 @@ def _microtubules(cells: _Cells, sampler: PixelSampler, line: CellLine, px, rng)
     fy, fx = sampler(int(free.sum()), rng)
     sy[free], sx[free] = fy, fx
     owner[free] = lookup(cells.labels, fy, fx) - 1
-    ys, xs = random_walks(sy, sx, rng.uniform(0, 2 * np.pi, owner.size), n_steps, step,
-                          _turn_sd(step, px, line.microtubule_persistence_um), rng)
+    angle = rng.uniform(0, 2 * np.pi, owner.size)
+    turns = heading_turns(owner.size, n_steps, _turn_sd(step, px, line.microtubule_persistence_um), rng)
     length = rng.uniform(0.5, 1.0, owner.size) * 2.4 * cells.a[owner] / step
-    points = GridPoints(cells.labels.shape, ys, xs)
-    valid = (points.values(cells.labels) == (owner[:, None] + 1)) & (owner[:, None] >= 0)
-    valid &= np.arange(n_steps)[None, :] < length[:, None]
-    valid = _truncate(valid)
-    over_nucleus = points.values(cells.nscore, outside=np.inf) < 1
-    weight = np.where(over_nucleus, 0.5, 1.0) * valid * step
+
+    def in_own_cell(chains, first, ys, xs):
+        mine = owner[chains, None]
+        steps = np.arange(first, first + ys.shape[1])[None, :]
+        return (lookup(cells.labels, ys, xs) == mine + 1) & (mine >= 0) & (steps < length[chains, None])
+
+    ys, xs, kept = walk_until_invalid(sy, sx, angle, turns, step, in_own_cell)
+    ys, xs = ys[kept], xs[kept]
+    over_nucleus = lookup(cells.nscore, ys, xs, outside=np.inf) < 1
+    weight = np.where(over_nucleus, 0.5, 1.0) * step
     return _line_density(cells.labels.shape, ys, xs, weight, STRUCTURE_WIDTH_UM["tubulin"], px)
 
 
@@ -298,16 +308,21 @@ def _mitochondria(cells: _Cells, sampler: PixelSampler, cyto_area_um2: float, li
     max_len = 4 * line.mito_length_um / px
     n_steps = int(np.ceil(max_len / step))
     length = np.clip(rng.exponential(line.mito_length_um / px, sy.size), 0.4 / px, max_len) / step
-    ys, xs = random_walks(sy, sx, rng.uniform(0, 2 * np.pi, sy.size), n_steps, step,
-                          _turn_sd(step, px, line.mito_persistence_um), rng)
+    angle = rng.uniform(0, 2 * np.pi, sy.size)
+    turns = heading_turns(sy.size, n_steps, _turn_sd(step, px, line.mito_persistence_um), rng)
     owner = lookup(cells.labels, sy, sx)
-    points = GridPoints(cells.labels.shape, ys, xs)
-    valid = (points.values(cells.labels) == owner[:, None]) & (owner[:, None] > 0)
-    valid &= points.values(cells.nscore, outside=np.inf) > 1.02
-    valid &= np.arange(n_steps)[None, :] < length[:, None]
-    valid = _truncate(valid)
-    brightness = rng.uniform(0.6, 1.4, sy.size)[:, None]
-    return _line_density(cells.labels.shape, ys, xs, valid * step * brightness,
+
+    def in_own_cytoplasm(chains, first, ys, xs):
+        mine = owner[chains, None]
+        steps = np.arange(first, first + ys.shape[1])[None, :]
+        points = GridPoints(cells.labels.shape, ys, xs)
+        return ((points.values(cells.labels) == mine) & (mine > 0)
+                & (points.values(cells.nscore, outside=np.inf) > 1.02) & (steps < length[chains, None]))
+
+    ys, xs, kept = walk_until_invalid(sy, sx, angle, turns, step, in_own_cytoplasm)
+    brightness = rng.uniform(0.6, 1.4, sy.size)
+    chain = np.nonzero(kept)[0]
+    return _line_density(cells.labels.shape, ys[kept], xs[kept], step * brightness[chain],
                          STRUCTURE_WIDTH_UM["mitochondria"], px)
 
 
