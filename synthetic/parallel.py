@@ -23,3 +23,14 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(fn, items))
+
+
+def for_each_band(fn: Callable[[slice], None], height: int, rows: int = 64) -> None:
+    """fn(band) for the row bands (slices of `rows` rows) that cover `height` rows.
+
+    For pixel-wise formulas with many temporaries: computed band by band, the temporaries stay in
+    the cache instead of making a pass over main memory each (about twice as fast on a 1024²
+    image), and the bands run on a thread per core. `fn` writes its band of preallocated outputs;
+    bands do not overlap, so the result does not depend on the order or the thread count.
+    """
+    thread_map(fn, [slice(top, min(top + rows, height)) for top in range(0, height, rows)])

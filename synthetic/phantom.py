@@ -19,7 +19,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from .fourier import WORKERS, fast_shape, frequency_grid, gaussian_otf
-from .parallel import thread_map
+from .parallel import for_each_band, thread_map
 from .raster import (GridPoints, PixelSampler, ellipse_pixels, heading_turns, lookup, splat,
                      walk_until_invalid)
 
@@ -141,8 +141,13 @@ def _polar_score(u: np.ndarray, v: np.ndarray, amps, phases) -> np.ndarray:
     With z = e^{iθ} = (u + iv)/ρ and c_k = a_k e^{iφ_k}, Σ_k a_k cos(kθ + φ_k) = Re Σ_k c_k z^k,
     evaluated by Horner's rule: one complex multiply-add per harmonic, no arctan2 or cos.
     """
-    rho = np.hypot(u, v)
-    z = (u + np.complex64(1j) * v) / np.maximum(rho, np.float32(1e-6))
+    rho = _hypot(u, v)
+    # NumPy divides a complex number by a real one as (u + iv) · (1/ρ), the reciprocal rounded to
+    # float32 first; written out that way, z costs three real passes instead of a complex division.
+    inverse = np.float32(1) / np.maximum(rho, np.float32(1e-6))
+    z = np.empty(u.shape, np.complex64)
+    np.multiply(u, inverse, out=z.real)
+    np.multiply(v, inverse, out=z.imag)
     coefficients = [np.complex64(a * np.exp(1j * p)) for a, p in zip(amps, phases)]
     acc = np.full(z.shape, coefficients[-1], np.complex64)
     for c in coefficients[-2::-1]:
@@ -152,6 +157,17 @@ def _polar_score(u: np.ndarray, v: np.ndarray, amps, phases) -> np.ndarray:
     acc *= z                                   # the lowest harmonic is k = 2
     r = acc.real + np.float32(1)
     return rho / np.maximum(r, np.float32(0.3))  # rough outlines stay star-shaped around the centre
+
+
+def _hypot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """np.hypot of float32 arrays, bit for bit, in a third of its time: glibc's hypotf (≥ 2.35)
+    rounds the double-precision sqrt(u² + v²), in which the squares of float32 values are exact."""
+    u64 = u.astype(np.float64)
+    v64 = v.astype(np.float64)
+    np.square(u64, out=u64)
+    np.square(v64, out=v64)
+    u64 += v64
+    return np.sqrt(u64, out=u64).astype(np.float32)
 
 
 def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]) -> _Cells:
@@ -370,16 +386,117 @@ def _chromatin_texture(shape, px, rng, workers: int = WORKERS) -> np.ndarray:
     return tex / max(float(tex.std()), 1e-6)
 
 
-def _blend_blurred(maps: list[tuple[np.ndarray, float]], px: float) -> np.ndarray:
-    """Σ_k blur(map_k, σ_k) with one forward FFT per map and a single inverse FFT."""
-    shape = maps[0][0].shape
-    fy, fx = frequency_grid(shape, px, real=True)
-    f2 = fy * fy + fx * fx
-    total = None
-    for image, sigma in maps:
-        term = sfft.rfft2(image, workers=WORKERS) * gaussian_otf(f2, sigma)
-        total = term if total is None else total + term
-    return sfft.irfft2(total, s=shape, workers=WORKERS).astype(np.float32)
+class _Blur:
+    """Gaussian blurs of canvas-sized maps in Fourier space; each σ's transfer function is made once."""
+
+    def __init__(self, shape: tuple[int, int], px: float):
+        self.shape = shape
+        fy, fx = frequency_grid(shape, px, real=True)
+        self.f2 = fy * fy + fx * fx
+        self.otfs: dict[float, np.ndarray] = {}
+
+    def otf(self, sigma_um: float) -> np.ndarray:
+        if sigma_um not in self.otfs:
+            self.otfs[sigma_um] = gaussian_otf(self.f2, sigma_um)
+        return self.otfs[sigma_um]
+
+    def blend(self, maps: list[tuple[np.ndarray, float]]) -> np.ndarray:
+        """Σ_k blur(map_k, σ_k) with one forward FFT per map and a single inverse FFT."""
+        total = None
+        for image, sigma in maps:
+            term = sfft.rfft2(image, workers=WORKERS)
+            term *= self.otf(sigma)
+            if total is None:
+                total = term
+            else:
+                total += term
+        return sfft.irfft2(total, s=self.shape, workers=WORKERS)
+
+
+@dataclass
+class _Body:
+    """Where the cells and their nuclei are and how thick they are (µm), on the canvas."""
+
+    in_cell: np.ndarray
+    in_nucleus: np.ndarray
+    score: np.ndarray                  # the owning cell's normalised radius; 1 outside cells
+    height: np.ndarray                 # thickness of the cell
+    nuc_thick: np.ndarray              # thickness of the nucleus
+    cytoplasm: np.ndarray              # thickness of the cell outside its nucleus
+
+
+def _cell_body(cells: _Cells, line: CellLine) -> _Body:
+    shape = cells.labels.shape
+    body = _Body(np.empty(shape, bool), np.empty(shape, bool),
+                 *(np.empty(shape, np.float32) for _ in range(4)))
+
+    def band(rows: slice) -> None:
+        nscore = cells.nscore[rows]
+        body.in_cell[rows] = in_cell = cells.labels[rows] > 0
+        body.in_nucleus[rows] = in_nucleus = nscore < 1
+        body.score[rows] = score = np.where(in_cell, cells.score[rows], np.float32(1))
+        # Thickness: a thin lamella that tapers at the edge, rising to a dome over the nucleus that
+        # falls off just beyond it (the nucleus bulges: its outline is a thickness step in TL).
+        taper = np.sqrt(np.maximum(1 - score ** 4, 0))
+        dome = np.maximum(1 - np.square(np.where(in_cell, nscore, np.float32(9)) / np.float32(1.35)), 0)
+        body.height[rows] = height = (np.float32(line.lamella_um)
+                                      + np.float32(line.height_um - line.lamella_um) * dome) * taper * in_cell
+        body.nuc_thick[rows] = np.where(
+            in_nucleus, np.float32(0.85 * line.height_um) * np.sqrt(np.maximum(1 - nscore ** 2, 0)), np.float32(0))
+        body.cytoplasm[rows] = np.where(in_cell & ~in_nucleus, height, np.float32(0))
+
+    for_each_band(band, shape[0])
+    return body
+
+
+@dataclass
+class _Structures:
+    """The sharp maps of what lies inside the cells, each drawn from its own random stream."""
+
+    texture: np.ndarray                # chromatin, unit standard deviation
+    mitochondria: np.ndarray
+    tubules: np.ndarray
+    fibres: np.ndarray
+    vesicles: np.ndarray
+    droplets: np.ndarray
+    clouds: np.ndarray                 # pericentriolar tubulin
+
+
+def _sharp_maps(cells: _Cells, body: _Body, inside: _Structures, line: CellLine, index: IndexContrast,
+                px: float) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(OPD, absorption, fluorescent densities) before any blur, droplets excepted."""
+    shape = cells.labels.shape
+    fine_opd, fine_abs, dna, tubulin, actin = (np.empty(shape, np.float32) for _ in range(5))
+    nucleoli_peak = max(float(cells.nucleoli_um.max()), 1e-6)
+
+    def band(rows: slice) -> None:
+        height, nuc_thick, in_nucleus = body.height[rows], body.nuc_thick[rows], body.in_nucleus[rows]
+        nucleoli, texture = cells.nucleoli_um[rows], inside.texture[rows]
+        # Everything thin shares one anti-aliasing blur (the pupil cannot tell 0.1 from 0.15 µm);
+        # droplets, larger, get their own. Widths only rescale peaks, so path integrals are kept.
+        fine_opd[rows] = (index.cytoplasm * height
+                          + (line.nucleus_dn + index.chromatin * texture) * nuc_thick
+                          + index.nucleolus * nucleoli
+                          + index.envelope * index.envelope_um * cells.envelope[rows] * in_nucleus
+                          + index.vesicle * index.vesicle_um * inside.vesicles[rows]
+                          + index.mitochondrion * index.mitochondrion_um * inside.mitochondria[rows]
+                          + index.microtubule * index.microtubule_um * inside.tubules[rows]
+                          + index.actin * index.actin_um * inside.fibres[rows])
+        # Droplets and granules scatter light out of the aperture: a little apparent absorption.
+        # Nucleoli and the dense cell body also scatter a little, so cells stay faintly visible in focus.
+        fine_abs[rows] = 0.015 * inside.vesicles[rows] + 0.005 * height + 0.01 * nucleoli
+        # Fluorescent densities. DNA dyes fill the nucleus, brighter in heterochromatin, dim in nucleoli.
+        dna[rows] = (nuc_thick / np.float32(line.height_um) * np.maximum(1 + 0.35 * texture, 0.2)
+                     * (1 - 0.75 * (nucleoli / nucleoli_peak)))
+        cyto_norm = height / np.float32(max(line.height_um, 1e-6))
+        cortex = np.exp(-np.square((1 - body.score[rows]) * cells.radius[rows] * np.float32(px / 0.35)))
+        cortex *= body.in_cell[rows]
+        tubulin[rows] = inside.tubules[rows] + 0.08 * cyto_norm + 0.8 * inside.clouds[rows]
+        actin[rows] = inside.fibres[rows] + 0.6 * cortex + 0.06 * cyto_norm
+
+    for_each_band(band, shape[0])
+    organelles = {"nucleus": dna, "mitochondria": inside.mitochondria, "tubulin": tubulin, "actin": actin}
+    return fine_opd, fine_abs, organelles
 
 
 def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
@@ -390,19 +507,8 @@ def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
     top, left = (canvas[0] - shape[0]) // 2, (canvas[1] - shape[1]) // 2
     crop = (slice(top, top + shape[0]), slice(left, left + shape[1]))
     cells = _rasterise_cells(canvas, px, line, rng, crop)
-    in_cell = cells.labels > 0
-    score = np.where(in_cell, cells.score, np.float32(1))
-    nscore = cells.nscore
-    in_nucleus = nscore < 1
-
-    # Thickness: a thin lamella that tapers at the edge, rising to a dome over the nucleus that
-    # falls off just beyond it (the nucleus bulges: its outline is a thickness step in TL).
-    taper = np.sqrt(np.maximum(1 - score ** 4, 0))
-    dome = np.maximum(1 - np.square(np.where(in_cell, nscore, np.float32(9)) / np.float32(1.35)), 0)
-    height = (np.float32(line.lamella_um) + np.float32(line.height_um - line.lamella_um) * dome) * taper * in_cell
-    nuc_thick = np.where(in_nucleus, np.float32(0.85 * line.height_um) * np.sqrt(np.maximum(1 - nscore ** 2, 0)),
-                         np.float32(0))
-    cytoplasm = np.where(in_cell & ~in_nucleus, height, np.float32(0))
+    body = _cell_body(cells, line)
+    cytoplasm = body.cytoplasm
     sampler = PixelSampler(cytoplasm)
     cyto_area_um2 = float(np.count_nonzero(cytoplasm)) * px * px
 
@@ -422,34 +528,10 @@ def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
              lambda r: _stress_fibres(cells, line, px, r),
              draw_vesicles, draw_droplets,
              lambda r: _centrosome_clouds(cells, px, r))
-    texture, mito, tubules, fibres, vesicles, droplets, clouds = thread_map(
-        lambda job: job[0](job[1]), zip(parts, rng.spawn(len(parts))))
+    inside = _Structures(*thread_map(lambda job: job[0](job[1]), zip(parts, rng.spawn(len(parts)))))
 
-    # Everything thin shares one anti-aliasing blur (the pupil cannot tell 0.1 from 0.15 µm);
-    # droplets, larger, get their own. Widths only rescale peaks, so path integrals are kept.
-    fine_opd = (index.cytoplasm * height
-                + (line.nucleus_dn + index.chromatin * texture) * nuc_thick
-                + index.nucleolus * cells.nucleoli_um
-                + index.envelope * index.envelope_um * cells.envelope * in_nucleus
-                + index.vesicle * index.vesicle_um * vesicles
-                + index.mitochondrion * index.mitochondrion_um * mito
-                + index.microtubule * index.microtubule_um * tubules
-                + index.actin * index.actin_um * fibres).astype(np.float32)
-    opd = _blend_blurred([(fine_opd, 0.12), (np.float32(index.droplet * index.droplet_um) * droplets, 0.3)], px)
-    # Droplets and granules scatter light out of the aperture: a little apparent absorption.
-    # Nucleoli and the dense cell body also scatter a little, so cells stay faintly visible in focus.
-    fine_abs = (0.015 * vesicles + 0.005 * height + 0.01 * cells.nucleoli_um).astype(np.float32)
-    absorption = _blend_blurred([(fine_abs, 0.12), (np.float32(0.06) * droplets, 0.3)], px)
-
-    # Fluorescent densities. DNA dyes fill the nucleus, brighter in heterochromatin, dim in nucleoli.
-    nucleoli_norm = cells.nucleoli_um / max(float(cells.nucleoli_um.max()), 1e-6)
-    dna = nuc_thick / np.float32(line.height_um) * np.maximum(1 + 0.35 * texture, 0.2) * (1 - 0.75 * nucleoli_norm)
-    cyto_norm = height / np.float32(max(line.height_um, 1e-6))
-    cortex = np.exp(-np.square((1 - score) * cells.radius * np.float32(px / 0.35))) * in_cell
-    organelles = {
-        "nucleus": dna.astype(np.float32),
-        "mitochondria": mito,
-        "tubulin": (tubules + 0.08 * cyto_norm + 0.8 * clouds).astype(np.float32),
-        "actin": (fibres + 0.6 * cortex + 0.06 * cyto_norm).astype(np.float32),
-    }
-    return Phantom(px, crop, opd, absorption, organelles, cells.labels, in_nucleus, cells.centrosome)
+    fine_opd, fine_abs, organelles = _sharp_maps(cells, body, inside, line, index, px)
+    blur = _Blur(canvas, px)
+    opd = blur.blend([(fine_opd, 0.12), (np.float32(index.droplet * index.droplet_um) * inside.droplets, 0.3)])
+    absorption = blur.blend([(fine_abs, 0.12), (np.float32(0.06) * inside.droplets, 0.3)])
+    return Phantom(px, crop, opd, absorption, organelles, cells.labels, body.in_nucleus, cells.centrosome)
