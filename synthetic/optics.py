@@ -16,6 +16,7 @@ a thick cell reappears nearby) and damps fine detail more the further from focus
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -23,7 +24,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from .fourier import WORKERS, frequency_grid, gaussian_otf
-from .parallel import thread_map
+from .parallel import for_each_band, thread_map
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,13 @@ def tl_intensity(phase: np.ndarray, absorption: np.ndarray, defocus_um: Sequence
     and ufuncs release the GIL); the result does not depend on the thread count.
     """
     shape = phase.shape
-    field = np.exp((-absorption + 1j * phase).astype(np.complex64))
+    field = np.empty(shape, np.complex64)
+
+    def transmittance(rows: slice) -> None:
+        # The complex exponential runs one element at a time (~40 ns each): a band per core.
+        field[rows] = np.exp((-absorption[rows] + 1j * phase[rows]).astype(np.complex64))
+
+    for_each_band(transmittance, shape[0])
     spectrum = sfft.fft2(field, workers=WORKERS)
     coarse = _coarse_shape(shape, pixel_size_um, optics)
     rows, cols = (_centre_indices(c, n) for c, n in zip(coarse, shape))
@@ -136,11 +143,18 @@ def tl_intensity(phase: np.ndarray, absorption: np.ndarray, defocus_um: Sequence
         scale /= np.float32(4 * np.sin(optics.dic_bias / 2) ** 2)  # keeps the background at 1
 
     out = np.empty((len(defocus_um),) + shape, np.float32)
+    # Each thread keeps its two zero-padded spectra from slice to slice: every slice writes the
+    # same entries (the pupil's support, the coarse grid's rows and columns), so the rest stays
+    # zero, and allocating and zeroing them anew cost a third of an FFT per slice.
+    scratch = threading.local()
 
     def one_slice(i: int) -> None:
         z = float(defocus_um[i])
         h = transfer(z) * spec_s
-        buf = np.zeros(coarse, np.complex64)
+        if not hasattr(scratch, "buf"):
+            scratch.buf = np.zeros(coarse, np.complex64)
+            scratch.full = np.zeros((shape[0], shape[1] // 2 + 1), np.complex64)
+        buf, full = scratch.buf, scratch.full
         flat = buf.reshape(-1)  # a view: writing into it fills buf
         if optics.modality == "DIC":
             # Beams at r ± s/2 interfere with a bias.
@@ -163,7 +177,6 @@ def tl_intensity(phase: np.ndarray, absorption: np.ndarray, defocus_um: Sequence
         sigma = abs(z) * optics.na_condenser / (2 * optics.n_medium)
         spec_i *= gaussian_otf(f2_real, sigma) * scale
         # Into the full grid's rfft layout (the same rows as the crop), back to H x W.
-        full = np.zeros((shape[0], shape[1] // 2 + 1), np.complex64)
         full[rows, :spec_i.shape[1]] = spec_i
         out[i] = sfft.irfft2(full, s=shape, workers=1)
 
