@@ -61,19 +61,20 @@ def walk_until_invalid(start_y: np.ndarray, start_x: np.ndarray, angle: np.ndarr
     kept = np.zeros((n, n_steps), bool)
     angle = angle.astype(np.float32)
     chains = np.arange(n)
+    sums = None  # per chain still going: the running sums of turns, sines and cosines so far
     for k0 in range(0, n_steps, block):
         k1 = min(k0 + block, n_steps)
         turn = turns[chains, k0:k1]
-        if k0:
-            turn[:, 0] += sum_turn
+        if sums is not None:
+            turn[:, 0] += sums[0]
         turn = np.cumsum(turn, axis=1)
         heading = angle[chains, None] + turn
         sin, cos = np.sin(heading), np.cos(heading)
-        if k0:
-            sin[:, 0] += sum_sin
-            cos[:, 0] += sum_cos
-        else:  # the first point is the start itself
+        if sums is None:  # the first point is the start itself
             first_sin, first_cos = step * np.sin(heading[:, :1]), step * np.cos(heading[:, :1])
+        else:
+            sin[:, 0] += sums[1]
+            cos[:, 0] += sums[2]
         sin, cos = np.cumsum(sin, axis=1), np.cumsum(cos, axis=1)
         y = start_y[chains, None] + step * sin - first_sin
         x = start_x[chains, None] + step * cos - first_cos
@@ -83,7 +84,7 @@ def walk_until_invalid(start_y: np.ndarray, start_x: np.ndarray, angle: np.ndarr
         if not going.any():
             break
         chains, first_sin, first_cos = chains[going], first_sin[going], first_cos[going]
-        sum_turn, sum_sin, sum_cos = turn[going, -1], sin[going, -1], cos[going, -1]
+        sums = (turn[going, -1], sin[going, -1], cos[going, -1])
     return ys, xs, kept
 
 
