@@ -5,6 +5,7 @@
 # CPU budget: about 3 hours on 2 cores (--time-limit caps each run; each run validates and
 # keeps its best checkpoint). Logs: runs/<run>/train_log.csv and val_log.csv.
 #   scripts/train_shipped_weights.sh [data|train-data|train|finetune|refine|calibrate|export|all]   (default: all)
+#   MODS="BF PC" scripts/train_shipped_weights.sh refine    # only some modalities
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -17,6 +18,7 @@ FT_STEPS=${FT_STEPS:-480}
 R_MINUTES=${R_MINUTES:-16}
 R_STEPS=${R_STEPS:-480}
 FINAL=_ft3   # the cycle whose runs are calibrated and exported: runs/p2p_<modality>${FINAL}
+MODS=${MODS:-BF PC DIC}   # modalities the train, finetune, refine and calibrate stages run on
 stage=${1:-all}
 
 simulate() {
@@ -72,7 +74,7 @@ pix2pix() {
 
 train() {
   local mod
-  for mod in BF PC DIC; do
+  for mod in $MODS; do
     pix2pix "$mod" "runs/p2p_${mod,,}" "$STEPS" "$MINUTES" \
       "pix2pix small, L1 only, trained on CPU for at most ${MINUTES} min on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" \
       --lr 1e-3 --val-every 40 --ckpt-every 40
@@ -83,7 +85,7 @@ finetune() {
   # Second cycle: validation PCC was still rising when the first cycle's lr reached 0, so each
   # model restarts from its best weights with half the lr, constant for 30% of the steps, then decaying.
   local mod
-  for mod in BF PC DIC; do
+  for mod in $MODS; do
     pix2pix "$mod" "runs/p2p_${mod,,}_ft" "$FT_STEPS" "$FT_MINUTES" \
       "pix2pix small, L1 only, trained on CPU for at most $((MINUTES + FT_MINUTES)) min in two cycles on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" \
       --init-from "runs/p2p_${mod,,}/best.pt" --lr 5e-4 --decay-start 0.3 --val-every 80 --ckpt-every 80
@@ -93,7 +95,7 @@ finetune() {
 refine() {
   # Third cycle, same schedule as the second: validation PCC and MAE were still improving at its end.
   local mod
-  for mod in BF PC DIC; do
+  for mod in $MODS; do
     pix2pix "$mod" "runs/p2p_${mod,,}_ft3" "$R_STEPS" "$R_MINUTES" \
       "pix2pix small, L1 only, trained on CPU for at most $((MINUTES + FT_MINUTES + R_MINUTES)) min in three cycles on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" \
       --init-from "runs/p2p_${mod,,}_ft/best.pt" --lr 5e-4 --decay-start 0.3 --val-every 80 --ckpt-every 80
@@ -104,7 +106,7 @@ calibrate() {
   # Per-organelle output calibration of each run, fitted on the calibration studies (never on
   # test/studies); written to runs/<run>/calibration.json, which the export puts in the spec.
   local mod
-  for mod in BF PC DIC; do
+  for mod in $MODS; do
     $PY -m training.calibrate --run "runs/p2p_${mod,,}${FINAL}" --all --data "$CALIB" --items 80 --threads 2
   done
 }
