@@ -52,8 +52,9 @@ def parse_routes(texts: list[str]) -> list[tuple[str, str]]:
 
 def spec_from_run(state: dict, *, window: int | None = None, note: str | None = None) -> CheckpointSpec:
     steps = state["step"]
-    default_note = (f"{state['arch']} trained {steps} steps on {', '.join(state['modalities'])} "
-                    f"({state.get('note') or 'data not described'})")
+    # "steps" are those of this run only: a warm-started run's note says what came before.
+    default_note = (f"{state['arch']}, {steps} steps in its last training run, on "
+                    f"{', '.join(state['modalities'])} ({state.get('note') or 'data not described'})")
     return CheckpointSpec(arch=state["arch"], config=state["model_config"],
                           organelles=tuple(state["organelles"]), modalities=tuple(state["modalities"]),
                           input_norm=dict(state["input_norm"]), pixel_size_um=state["pixel_size_um"],
