@@ -35,7 +35,8 @@ import torch
 from inference.pipeline import run_checkpoint
 from inference.settings import InferenceSettings
 from metrics.challenge import LOWER_IS_BETTER, METRICS_BY_ORGANELLE, percentile_normalise, score_image
-from models.calibration import IDENTITY, QUANTILE_KEYS, QUANTILE_LEVELS, calibrate, reference_quantiles
+from models.calibration import (IDENTITY, QUANTILE_KEYS, QUANTILE_LEVELS, calibrate, is_quantile_match,
+                                reference_quantiles)
 from models.registry import LoadedCheckpoint, build_model, sha256_file
 from preprocessing.ome_io import read_ome_tiff
 
@@ -187,7 +188,7 @@ def fit(run: Path, data: str | None = None, max_items: int = 48, seed: int = 0,
 
 
 def describe(params: dict) -> str:
-    if set(params) == set(QUANTILE_KEYS):
+    if is_quantile_match(params):
         return f"quantile matching ({len(params['quantile_levels'])} levels)"
     return ", ".join(f"{k} {v}" for k, v in params.items())
 
