@@ -72,34 +72,38 @@ pix2pix() {
     --val-items 16 --val-crop 256 --threads 2 --time-limit "$minutes" --quiet --note "$note" "$@"
 }
 
+note() {
+  # Arguments: MODALITY MINUTES [CYCLES]: the checkpoint note of a run.
+  echo "pix2pix small, L1 only, trained on CPU for at most $2 min ${3:+in $3 cycles }on simulated $1 studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data"
+}
+
 train() {
   local mod
   for mod in $MODS; do
-    pix2pix "$mod" "runs/p2p_${mod,,}" "$STEPS" "$MINUTES" \
-      "pix2pix small, L1 only, trained on CPU for at most ${MINUTES} min on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" \
+    pix2pix "$mod" "runs/p2p_${mod,,}" "$STEPS" "$MINUTES" "$(note "$mod" "$MINUTES")" \
       --lr 1e-3 --val-every 40 --ckpt-every 40
   done
 }
 
-finetune() {
-  # Second cycle: validation PCC was still rising when the first cycle's lr reached 0, so each
-  # model restarts from its best weights with half the lr, constant for 30% of the steps, then decaying.
-  local mod
+warm_cycle() {
+  # Another cycle of every modality from the best weights of runs/p2p_<mod>FROM into
+  # runs/p2p_<mod>TO, at half the first cycle's lr, constant for 30% of the steps, then decaying.
+  # Arguments: FROM TO STEPS MINUTES TOTAL_MINUTES CYCLES.
+  local from=$1 to=$2 steps=$3 minutes=$4 total=$5 cycles=$6 mod
   for mod in $MODS; do
-    pix2pix "$mod" "runs/p2p_${mod,,}_ft" "$FT_STEPS" "$FT_MINUTES" \
-      "pix2pix small, L1 only, trained on CPU for at most $((MINUTES + FT_MINUTES)) min in two cycles on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" \
-      --init-from "runs/p2p_${mod,,}/best.pt" --lr 5e-4 --decay-start 0.3 --val-every 80 --ckpt-every 80
+    pix2pix "$mod" "runs/p2p_${mod,,}$to" "$steps" "$minutes" "$(note "$mod" "$total" "$cycles")" \
+      --init-from "runs/p2p_${mod,,}$from/best.pt" --lr 5e-4 --decay-start 0.3 --val-every 80 --ckpt-every 80
   done
+}
+
+finetune() {
+  # Second cycle: validation PCC was still rising when the first cycle's lr reached 0.
+  warm_cycle "" _ft "$FT_STEPS" "$FT_MINUTES" $((MINUTES + FT_MINUTES)) two
 }
 
 refine() {
   # Third cycle, same schedule as the second: validation PCC and MAE were still improving at its end.
-  local mod
-  for mod in $MODS; do
-    pix2pix "$mod" "runs/p2p_${mod,,}_ft3" "$R_STEPS" "$R_MINUTES" \
-      "pix2pix small, L1 only, trained on CPU for at most $((MINUTES + FT_MINUTES + R_MINUTES)) min in three cycles on simulated $mod studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" \
-      --init-from "runs/p2p_${mod,,}_ft/best.pt" --lr 5e-4 --decay-start 0.3 --val-every 80 --ckpt-every 80
-  done
+  warm_cycle _ft _ft3 "$R_STEPS" "$R_MINUTES" $((MINUTES + FT_MINUTES + R_MINUTES)) three
 }
 
 calibrate() {
