@@ -216,3 +216,17 @@ def test_a_separate_calibration_set_gives_one_slice_per_fov_first(run, tmp_path)
     assert len(items) == 5 and len(set(fovs)) == 5          # 6 FOVs: five distinct ones first
     with pytest.raises(ValueError, match="--all needs --data"):
         fitting.fit(run, None, 4, use_all=True)
+
+
+def test_margins_are_the_fraction_of_the_better_baselines_gap_to_perfect_that_is_closed():
+    baselines = [{"PCC": 0.0, "SSIM": 0.5, "MAE": 0.04, "E_dist": 60.0, "C_dist": 1.0},
+                 {"PCC": -0.1, "SSIM": 0.1, "MAE": 0.40, "E_dist": 200.0, "C_dist": 0.6}]
+    scores = {"PCC": 0.6, "SSIM": 0.75, "MAE": 0.05, "E_dist": 45.0, "C_dist": 0.3}
+    m = fitting.margins(scores, baselines)
+    # gap to perfect: PCC 1 - 0 -> 0.6 of it closed; SSIM 1 - 0.5 -> 0.25 of 0.5; MAE 0.04 -> -0.01
+    # of it (worse than the zero image); E_dist 60 -> 15 of it; C_dist 0.6 (the TL input) -> 0.3 of it
+    assert m == pytest.approx({"PCC": 0.6, "SSIM": 0.5, "MAE": -0.25, "E_dist": 0.25, "C_dist": 0.5})
+    assert fitting.objective(m) == pytest.approx(-0.25 + (0.6 + 0.5 - 0.25 + 0.25 + 0.5) / 5)
+    # a perfect score closes every gap
+    perfect = {"PCC": 1.0, "SSIM": 1.0, "MAE": 0.0, "E_dist": 0.0, "C_dist": 0.0}
+    assert fitting.margins(perfect, baselines) == pytest.approx({k: 1.0 for k in perfect})

@@ -13,8 +13,8 @@ x gamma, with quantile matching to the median normalised ground truth of these i
 two baselines of metrics/baselines (a zero image; the normalised TL input).
 
 The choice, per organelle: the grid point with the best worst-case margin over the better baseline
-(relative, per metric, averaged over items) plus the mean margin, so no metric is sacrificed to
-another. The identity is on the grid, so calibration never does worse on these items than none.
+(per metric, on the scores averaged over items: the fraction of that baseline's gap to a perfect
+score the candidate closes) plus the mean margin, so no metric is sacrificed to another. The identity is on the grid, so calibration never does worse on these items than none.
 Writes RUN/calibration.json (chosen parameters and the table); training.export puts the
 parameters in the exported checkpoint's spec.
 """
@@ -81,16 +81,9 @@ def validation_items(checkpoint: LoadedCheckpoint, config: dict, data: str | Non
     val = fovs if use_all else split_by_study(fovs, config["val_fraction"], config["seed"])[1]
     if not val:
         raise ValueError(f"{data or config['data']}: the run's split has no validation FOVs")
-    # Every FOV gives one slice before any gives a second (FOVs in random order, random slices),
-    # so a cap on items never drops whole studies.
-    rng = np.random.default_rng(seed)
-    slices = [rng.permutation(sorted(fov.slices)) for fov in val]
-    order = rng.permutation(len(val))
-    rounds = max(len(s) for s in slices)
-    picks = [(val[i], slices[i][r]) for r in range(rounds) for i in order if r < len(slices[i])][:max_items]
     items = []
     organelles = checkpoint.spec.organelles
-    for fov, z in picks:
+    for fov, z in pick_slices(val, max_items, seed):
         image = read_ome_tiff(fov.slices[int(z)])
         channels = run_checkpoint(checkpoint, image, settings)
         wanted = [o for o in fov.ground_truth if o in organelles]
@@ -100,21 +93,43 @@ def validation_items(checkpoint: LoadedCheckpoint, config: dict, data: str | Non
     return items
 
 
-def _mean_scores(pairs) -> dict[str, float]:
+def pick_slices(fovs: list, max_items: int, seed: int) -> list[tuple]:
+    """Up to max_items (FOV, z) pairs. Every FOV gives one slice before any gives a second (FOVs in
+    random order, random slices), so a cap on items never drops whole studies."""
+    rng = np.random.default_rng(seed)
+    slices = [rng.permutation(sorted(fov.slices)) for fov in fovs]
+    order = rng.permutation(len(fovs))
+    rounds = max(len(s) for s in slices)
+    return [(fovs[i], slices[i][r]) for r in range(rounds) for i in order if r < len(slices[i])][:max_items]
+
+
+def baseline_scores(tls: list[np.ndarray], gts: list[np.ndarray], organelle: str) -> dict[str, dict]:
+    """Mean challenge scores of the two baselines: a zero image and the normalised TL input."""
+    return {
+        "constant": mean_scores((np.zeros(g.shape, np.uint16), g, organelle) for g in gts),
+        "tl_input": mean_scores((percentile_normalise(tl), g, organelle) for tl, g in zip(tls, gts)),
+    }
+
+
+def mean_scores(pairs) -> dict[str, float]:
+    """Challenge scores of (prediction, ground truth, organelle) triples, averaged (NaN skipped)."""
     rows = [score_image(pred, gt, organelle) for pred, gt, organelle in pairs]
     return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
 
 
 def margins(scores: dict[str, float], baselines: list[dict[str, float]]) -> dict[str, float]:
-    """Per metric: how much better than the better baseline, relative to it (positive = better)."""
+    """Per metric: the fraction of the better baseline's gap to a perfect score that `scores`
+    closes (positive = better than both baselines, 1 = perfect). Distances and MAE are perfect at
+    0, PCC and SSIM at 1. One scale for every metric, so the mean in `objective` weighs them alike
+    (dividing PCC by its baseline, which is about 0, let PCC alone decide the mean)."""
     out = {}
     for metric, value in scores.items():
         if metric in LOWER_IS_BETTER:
             best = min(b[metric] for b in baselines)
-            out[metric] = (best - value) / max(abs(best), 1e-6)
+            out[metric] = (best - value) / max(best, 1e-6)
         else:
             best = max(b[metric] for b in baselines)
-            out[metric] = (value - best) / max(abs(best), 0.05)
+            out[metric] = (value - best) / max(1.0 - best, 1e-6)
     return out
 
 
@@ -129,7 +144,7 @@ _SHARED: dict = {}
 
 def _score_candidate(params: dict) -> dict[str, float]:
     have, gts, organelle = _SHARED["have"], _SHARED["gts"], _SHARED["organelle"]
-    return _mean_scores((calibrate(it.predictions[organelle], params), g, organelle)
+    return mean_scores((calibrate(it.predictions[organelle], params), g, organelle)
                         for it, g in zip(have, gts))
 
 
@@ -143,10 +158,7 @@ def fit_organelle(items: list[Item], organelle: str, workers: int = 1) -> dict:
     """The chosen parameters and the validation table for one organelle."""
     have = [it for it in items if organelle in it.ground_truth]
     gts = [it.ground_truth[organelle] for it in have]
-    baselines = {
-        "constant": _mean_scores((np.zeros(g.shape, np.uint16), g, organelle) for g in gts),
-        "tl_input": _mean_scores((percentile_normalise(it.tl), g, organelle) for it, g in zip(have, gts)),
-    }
+    baselines = baseline_scores([it.tl for it in have], gts, organelle)
     grid = [{"floor_quantile": q, "floor_fraction": f, "gamma": gamma}
             for q, f, gamma in itertools.product(FLOOR_QUANTILES, FLOOR_FRACTIONS, GAMMAS)]
     grid.append(quantile_match_params(gts))
