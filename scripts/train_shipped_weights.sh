@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Reproduces the weights shipped in weights/: simulated data (never test/studies, whose seed
-# 900001 the simulator refuses), one pix2pix per TL modality trained in three cycles, its output
-# calibration fitted on separate calibration studies, exported in fp16 with routes.
-# CPU budget: about 3 hours on 2 cores (--time-limit caps each run; each run validates and
+# 900001 the simulator refuses), one pix2pix per TL modality trained in three cycles and one
+# nucleus VQGAN on all modalities, each with its output calibration fitted on separate calibration
+# studies, exported in fp16 with routes chosen on those studies (training.compare_routes).
+# CPU budget: about 4 hours on 2 cores (--time-limit caps each run; each run validates and
 # keeps its best checkpoint). Logs: runs/<run>/train_log.csv and val_log.csv.
-#   scripts/train_shipped_weights.sh [data|train-data|train|finetune|refine|calibrate|export|all]   (default: all)
+#   scripts/train_shipped_weights.sh [data|train-data|train|finetune|refine|calibrate|vqgan|export|routes|all]   (default: all)
 #   MODS="BF PC" scripts/train_shipped_weights.sh refine    # only some modalities
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,9 @@ FT_MINUTES=${FT_MINUTES:-17}
 FT_STEPS=${FT_STEPS:-480}
 R_MINUTES=${R_MINUTES:-16}
 R_STEPS=${R_STEPS:-480}
+VQ_MINUTES=${VQ_MINUTES:-60}
+VQ_STEPS=${VQ_STEPS:-1000}
+VQ_DISC_START=${VQ_DISC_START:-750}
 FINAL=_ft3   # the cycle whose runs are calibrated and exported: runs/p2p_<modality>${FINAL}
 MODS=${MODS:-BF PC DIC}   # modalities the train, finetune, refine and calibrate stages run on
 stage=${1:-all}
@@ -106,6 +110,22 @@ refine() {
   warm_cycle _ft _ft3 "$R_STEPS" "$R_MINUTES" $((MINUTES + FT_MINUTES + R_MINUTES)) three
 }
 
+vqgan() {
+  # One VQGAN small for nucleus on every modality (seed 000 trains one per organelle; the CPU budget
+  # here covers one). Reconstruction + codebook loss, the adaptive PatchGAN term from step
+  # VQ_DISC_START; codes that fall out of use are re-seeded on encoder outputs (without that the
+  # codebook collapsed to ~3 codes within 30 steps).
+  $PY -m training.train_vqgan --data "$DATA" --out runs/vq_nucleus --organelle nucleus --preset small \
+    --set reseed_threshold=0.9 --pixel-size 0.2 --crop 128 --batch-size 8 --steps "$VQ_STEPS" \
+    --disc-start "$VQ_DISC_START" --gan-weight 0.5 --max-defocus 5 --val-every 100 --ckpt-every 100 \
+    --val-items 16 --val-crop 256 --threads 2 --time-limit "$VQ_MINUTES" --quiet \
+    --note "VQGAN small (nucleus), trained on CPU for at most $VQ_MINUTES min on simulated BF, PC and DIC studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data"
+}
+
+calibrate_vqgan() {
+  $PY -m training.calibrate --run runs/vq_nucleus --all --data "$CALIB" --items 80 --threads 2
+}
+
 calibrate() {
   # Per-organelle output calibration of each run, fitted on the calibration studies (never on
   # test/studies); written to runs/<run>/calibration.json, which the export puts in the spec.
@@ -125,14 +145,32 @@ export_weights() {
   $PY -m training.export --run runs/p2p_pc$FINAL --name p2p_pc_small --weights weights --route 'DIC:actin' --window 256 --half
 }
 
+compare_nucleus_routes() {
+  # Which nucleus route ships: each modality's pix2pix, the VQGAN, or their average, scored on 24
+  # slices per modality of the calibration studies (the VQGAN goes into a scratch copy of weights/).
+  # On 2026-11-22 the pix2pix alone won for BF, PC and DIC, so export_weights routes no VQGAN.
+  local scratch=runs/route_candidates mod p2p
+  rm -rf "$scratch"
+  cp -r weights "$scratch"
+  $PY -m training.export --run runs/vq_nucleus --name vq_nucleus_small --weights "$scratch" \
+    --add-route '*:nucleus' --window 256 --half
+  for mod in $MODS; do
+    p2p=p2p_${mod,,}_small
+    $PY -m training.compare_routes --weights "$scratch" --data "$CALIB" --modality "$mod" --organelle nucleus \
+      --candidate "$p2p" --candidate vq_nucleus_small --candidate "$p2p+vq_nucleus_small" --items 24 --threads 2
+  done
+}
+
 case "$stage" in
   data) make_data; make_calibration_data ;;
   train-data) make_data ;;
   train) train ;;
   finetune) finetune ;;
   refine) refine ;;
+  vqgan) vqgan; calibrate_vqgan ;;
   calibrate) calibrate ;;
   export) export_weights ;;
-  all) make_data; make_calibration_data; train; finetune; refine; calibrate; export_weights ;;
-  *) echo "usage: $0 [data|train-data|train|finetune|refine|calibrate|export|all]" >&2; exit 2 ;;
+  routes) compare_nucleus_routes ;;
+  all) make_data; make_calibration_data; train; finetune; refine; calibrate; vqgan; calibrate_vqgan; export_weights; compare_nucleus_routes ;;
+  *) echo "usage: $0 [data|train-data|train|finetune|refine|calibrate|vqgan|export|routes|all]" >&2; exit 2 ;;
 esac
