@@ -14,7 +14,8 @@ two baselines of metrics/baselines (a zero image; the normalised TL input).
 
 The choice, per organelle: the grid point with the best worst-case margin over the better baseline
 (per metric, on the scores averaged over items: the fraction of that baseline's gap to a perfect
-score the candidate closes) plus the mean margin, so no metric is sacrificed to another. The identity is on the grid, so calibration never does worse on these items than none.
+score the candidate closes) plus the mean margin, so no metric is sacrificed to another. The
+identity is on the grid, so calibration never does worse on these items than none.
 Writes RUN/calibration.json (chosen parameters and the table); training.export puts the
 parameters in the exported checkpoint's spec.
 """
