@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from inference.pipeline import run_checkpoint
 from inference.settings import InferenceSettings
@@ -32,7 +31,6 @@ def studies(tmp_path_factory):
 
 
 def test_an_averaged_candidate_scores_what_inference_would_give(weights_dir, studies, tmp_path):  # noqa: F811
-    torch.manual_seed(0)
     out = tmp_path / "result.json"
     args = ["--weights", str(weights_dir), "--data", str(studies), "--modality", "BF", "--organelle", "nucleus",
             "--candidate", "p2p", "--candidate", "vq", "--candidate", "p2p+vq", "--items", "3", "--max-defocus", "0", "--json", str(out)]

@@ -186,11 +186,12 @@ def fit_organelle(items: list[Item], organelle: str, workers: int = 1) -> dict:
 
 def fit(run: Path, data: str | None = None, max_items: int = 48, seed: int = 0,
         settings: InferenceSettings | None = None, workers: int = 1, use_all: bool = False) -> dict:
+    settings = settings or InferenceSettings()
     checkpoint, config, step = load_run(run)
+    checkpoint.model.to(settings.torch_device())   # run_checkpoint predicts on the model's device
     if use_all and (data is None or Path(data).resolve() == Path(config["data"]).resolve()):
         raise ValueError("--all needs --data: a calibration set the run did not train on")
-    items = validation_items(checkpoint, config, data, max_items, seed, settings or InferenceSettings(),
-                             use_all)
+    items = validation_items(checkpoint, config, data, max_items, seed, settings, use_all)
     organelles = [o for o in checkpoint.spec.organelles if any(o in it.ground_truth for it in items)]
     grid = {"floor_quantile": FLOOR_QUANTILES, "floor_fraction": FLOOR_FRACTIONS, "gamma": GAMMAS,
             "quantile_match": True}

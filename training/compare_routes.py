@@ -103,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         manifest = Manifest.load(args.weights / "manifest.json")
-        result = compare(manifest, ModelStore(manifest), args.data, args.modality, args.organelle,
-                         args.candidate, args.items, args.seed, args.max_defocus)
-    except (OSError, ValueError, KeyError) as exc:
+        settings = InferenceSettings()
+        result = compare(manifest, ModelStore(manifest, device=settings.torch_device()), args.data,
+                         args.modality, args.organelle, args.candidate, args.items, args.seed,
+                         args.max_defocus, settings)
+    except (OSError, ValueError) as exc:
         print(f"compare_routes: {exc}", file=sys.stderr)
         return 1
     print(table(result))
