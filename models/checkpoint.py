@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from torch import nn
 
 from models.architectures import ARCHITECTURES, build_model, config_to_dict, make_config
 from models.calibration import canonical_params, check_params
+from preprocessing.atomic_write import atomic_target
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 FORMAT = "lmc-checkpoint"
@@ -164,15 +164,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: CheckpointS
         state[key] = tensor.clone()
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec.to_dict(),
                "weights_dtype": "float16" if half else "float32", "state_dict": state}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)   # readers never see a half-written checkpoint
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path) as tmp:   # readers never see a half-written checkpoint
+        torch.save(payload, tmp)
     return sha256_file(path)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import torch
 
 from models.checkpoint import (CheckpointError, CheckpointSpec, LoadedCheckpoint,
                                load_checkpoint, read_spec, sha256_file)
+from preprocessing.atomic_write import atomic_target
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 MANIFEST_VERSION = 1
@@ -175,16 +175,11 @@ def write_manifest(path: str | os.PathLike, checkpoints: dict[str, str],
         "routes": routes,
         "fallback_modality": fallback_modality,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_target(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
         Manifest.load(tmp)    # file paths resolve against the same folder
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return Manifest.load(path, check_hashes=False)
 
 

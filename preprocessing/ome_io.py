@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from preprocessing.atomic_write import atomic_target
 
 MODALITIES = ("BF", "PC", "DIC")
 ORGANELLES = ("nucleus", "mitochondria", "tubulin", "actin")
@@ -202,18 +203,9 @@ def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: 
         metadata.update(extra_metadata)
     if compression:
         kwargs.update(compression=compression, predictor=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temp name does not end in .tif/.tiff, so nobody listing the folder picks up half a file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         tifffile.imwrite(tmp, plane[None, None, None], ome=True, photometric="minisblack",
                          metadata=metadata, **kwargs)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -8,14 +8,14 @@ written atomically so a run killed mid-save still has its previous checkpoint.
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from preprocessing.atomic_write import atomic_target
 
 
 def rng_state() -> dict:
@@ -53,15 +53,8 @@ def load_module_state(module: nn.Module, state: dict) -> None:
 
 def atomic_save(obj: dict, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

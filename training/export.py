@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from models.registry import (CheckpointSpec, Manifest, build_model, save_checkpoint, sha256_file,
                              write_manifest)
+from preprocessing.atomic_write import atomic_target
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 from .checkpointing import load_module_state, load_training_checkpoint
@@ -150,11 +149,9 @@ def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[
 
 
 def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_target(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

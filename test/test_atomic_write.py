@@ -1,0 +1,57 @@
+"""preprocessing/atomic_write.py, and the writers that go through it: the target is the old file or
+the whole new one, never half of one, and what is written is readable by others (0644)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from models.pix2pix import Pix2PixConfig, Pix2PixGenerator
+from models.registry import CheckpointSpec, save_checkpoint, write_manifest
+from preprocessing.atomic_write import atomic_target
+from preprocessing.ome_io import MODALITIES, ORGANELLES, write_ome_tiff
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_success_replaces_the_target_with_mode_644_and_leaves_nothing_else(tmp_path):
+    target = tmp_path / "sub" / "out.json"
+    with atomic_target(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".out.json.")
+        assert tmp.suffix == ".partial" and not target.exists()
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert mode(target) == 0o644
+    assert [p.name for p in target.parent.iterdir()] == ["out.json"]
+
+
+def test_failure_keeps_the_old_file_and_removes_the_temporary_one(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_target(target) as tmp:
+            tmp.write_text("half of the ne")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_checkpoint_manifest_and_ome_outputs_are_readable_by_others(tmp_path):
+    torch.manual_seed(0)
+    model = Pix2PixGenerator(Pix2PixConfig.preset("tiny", norm="batch"))
+    spec = CheckpointSpec(arch="pix2pix", config=dataclasses.asdict(model.config), organelles=ORGANELLES,
+                          modalities=MODALITIES, input_norm={"kind": "percentile", "low": 2.0, "high": 99.8})
+    save_checkpoint(tmp_path / "p2p.pt", model, spec)
+    routes = {m: {o: ["p2p"] for o in ORGANELLES} for m in MODALITIES}
+    write_manifest(tmp_path / "manifest.json", {"p2p": "p2p.pt"}, routes)
+    out = write_ome_tiff(tmp_path / "image.ome.tiff", np.zeros((8, 8), np.float32), channel_name="Nucleus")
+    for path in (tmp_path / "p2p.pt", tmp_path / "manifest.json", out):
+        assert mode(path) == 0o644, path
+    assert json.loads((tmp_path / "manifest.json").read_text())["routes"]["DIC"]["actin"] == ["p2p"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.ome.tiff", "manifest.json", "p2p.pt"]
