@@ -164,8 +164,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: CheckpointS
         state[key] = tensor.clone()
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec.to_dict(),
                "weights_dtype": "float16" if half else "float32", "state_dict": state}
-    with atomic_target(path) as tmp:   # readers never see a half-written checkpoint
-        torch.save(payload, tmp)
+    # A file object, not the path: torch names the zip's inner folder after a path (here the
+    # random temporary name), which would make identical checkpoints differ byte for byte.
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:   # readers never see half a checkpoint
+        torch.save(payload, f)
     return sha256_file(path)
 
 

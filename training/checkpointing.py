@@ -53,8 +53,8 @@ def load_module_state(module: nn.Module, state: dict) -> None:
 
 def atomic_save(obj: dict, path: Path) -> Path:
     path = Path(path)
-    with atomic_target(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:   # a file object: see save_checkpoint
+        torch.save(obj, f)
     return path
 
 
