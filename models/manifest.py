@@ -29,7 +29,7 @@ import torch
 
 from models.checkpoint import (CheckpointError, CheckpointSpec, LoadedCheckpoint,
                                load_checkpoint, read_spec, sha256_file)
-from preprocessing.atomic_write import atomic_target
+from preprocessing.atomic_write import write_json
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 MANIFEST_VERSION = 1
@@ -175,11 +175,7 @@ def write_manifest(path: str | os.PathLike, checkpoints: dict[str, str],
         "routes": routes,
         "fallback_modality": fallback_modality,
     }
-    with atomic_target(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        Manifest.load(tmp)    # file paths resolve against the same folder
+    write_json(path, data, check=Manifest.load)   # file paths resolve against the same folder
     return Manifest.load(path, check_hashes=False)
 
 

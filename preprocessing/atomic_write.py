@@ -6,9 +6,10 @@ same folder, which then replaces the target in one rename.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,3 +36,16 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | os.PathLike, data, check: Callable[[Path], object] | None = None) -> Path:
+    """Write `data` as indented JSON, atomically. `check(temporary_path)` runs on the written file
+    before it replaces `path`: if it raises, `path` is left as it was."""
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        if check is not None:
+            check(tmp)
+    return path

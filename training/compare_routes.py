@@ -56,9 +56,10 @@ def compare(manifest: Manifest, store: ModelStore, data: str, modality: str, org
         image = read_ome_tiff(fov.slices[int(z)])
         tls.append(image.array)
         gts.append(read_ome_tiff(fov.ground_truth[organelle]).array)
+        prepared: dict = {}   # as inference does: one normalised input per (norm, pixel size)
         for name in names:
             checkpoint = store.get(name)
-            channels = run_checkpoint(checkpoint, image, settings)
+            channels = run_checkpoint(checkpoint, image, settings, prepared)
             predictions[name].append(channels[checkpoint.spec.channel(organelle)])
     baselines = baseline_scores(tls, gts, organelle)
     rows = []

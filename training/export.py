@@ -17,9 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-from models.registry import (CheckpointSpec, Manifest, build_model, save_checkpoint, sha256_file,
+from models.registry import (CheckpointSpec, build_model, save_checkpoint, sha256_file,
                              write_manifest)
-from preprocessing.atomic_write import atomic_target
+from preprocessing.atomic_write import write_json
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 from .checkpointing import load_module_state, load_training_checkpoint
@@ -140,18 +140,11 @@ def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[
     data["checkpoints"] = {n: e for n, e in data["checkpoints"].items() if n in used or n == name}
     missing = missing_pairs(data["routes"])
     if missing:
-        _write_json(manifest_path, data)
-    else:
+        write_json(manifest_path, data)
+    else:   # validates the manifest, hashes included, before it replaces the old one
         write_manifest(manifest_path, {n: e["file"] for n, e in data["checkpoints"].items()},
                        data["routes"], fallback_modality=data["fallback_modality"])
-        Manifest.load(manifest_path)
     return weights / file, missing
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_target(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
