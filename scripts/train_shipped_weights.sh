@@ -3,9 +3,10 @@
 # 900001 the simulator refuses), one pix2pix per TL modality trained in three cycles and one
 # nucleus VQGAN on all modalities, each with its output calibration fitted on separate calibration
 # studies, exported in fp16 with routes chosen on those studies (training.compare_routes).
-# CPU budget: about 5 hours on 2 cores (--time-limit caps each run; each run validates and
+# VQGANs for mitochondria, tubulin and actin start from the nucleus VQGAN's weights.
+# CPU budget: about 7 hours on 2 cores (--time-limit caps each run; each run validates and
 # keeps its best checkpoint). Logs: runs/<run>/train_log.csv and val_log.csv.
-#   scripts/train_shipped_weights.sh [data|train-data|train|finetune|refine|calibrate|vqgan|vqgan-finetune|vqgan-refine|export|routes|all]   (default: all)
+#   scripts/train_shipped_weights.sh [data|train-data|train|finetune|refine|calibrate|vqgan|vqgan-finetune|vqgan-refine|vqgan-organelles|export|routes|all]   (default: all)
 #   MODS="BF PC" scripts/train_shipped_weights.sh refine    # only some modalities
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,12 @@ VQ_FT_MINUTES=${VQ_FT_MINUTES:-62}
 VQ_FT_STEPS=${VQ_FT_STEPS:-1000}
 VQ_R_MINUTES=${VQ_R_MINUTES:-38}
 VQ_R_STEPS=${VQ_R_STEPS:-600}
-VQ_RUN=runs/vq_nucleus_ft3   # the VQGAN run that is calibrated and compared
+VQ_RUN=runs/vq_nucleus_ft3   # the nucleus VQGAN run that is calibrated, compared and transferred
+VQ_T_MINUTES=${VQ_T_MINUTES:-28}     # per organelle, after transfer from the nucleus VQGAN
+VQ_T_STEPS=${VQ_T_STEPS:-440}
+VQ_T_DISC_START=${VQ_T_DISC_START:-250}
+VQ_ORGANELLES=${VQ_ORGANELLES:-mitochondria tubulin actin}
+ROUTE_ORGANELLES=${ROUTE_ORGANELLES:-nucleus $VQ_ORGANELLES}   # the routes stage compares these
 FINAL=_ft3   # the cycle whose runs are calibrated and exported: runs/p2p_<modality>${FINAL}
 MODS=${MODS:-BF PC DIC}   # modalities the train, finetune, refine and calibrate stages run on
 stage=${1:-all}
@@ -120,25 +126,26 @@ vqgan() {
   # here covers one). Reconstruction + codebook loss, the adaptive PatchGAN term from step
   # VQ_DISC_START; codes that fall out of use are re-seeded on encoder outputs (without that the
   # codebook collapsed to ~3 codes within 30 steps).
-  vqgan_run runs/vq_nucleus "$VQ_STEPS" "$VQ_MINUTES" "$VQ_DISC_START" "$VQ_MINUTES min"
+  vqgan_run nucleus runs/vq_nucleus "$VQ_STEPS" "$VQ_MINUTES" "$VQ_DISC_START" "$VQ_MINUTES min"
 }
 
 vqgan_run() {
-  # Arguments: OUT STEPS MINUTES DISC_START BUDGET_NOTE [more flags].
-  local out=$1 steps=$2 minutes=$3 disc=$4 budget=$5
-  shift 5
-  $PY -m training.train_vqgan --data "$DATA" --out "$out" --organelle nucleus --preset small \
+  # Arguments: ORGANELLE OUT STEPS MINUTES DISC_START BUDGET_NOTE [more flags].
+  local organelle=$1 out=$2 steps=$3 minutes=$4 disc=$5 budget=$6 studies="BF, PC and DIC"
+  shift 6
+  [[ $organelle == actin ]] && studies="BF and PC"   # no DIC study has actin
+  $PY -m training.train_vqgan --data "$DATA" --out "$out" --organelle "$organelle" --preset small \
     --set reseed_threshold=0.9 --pixel-size 0.2 --crop 128 --batch-size 8 --steps "$steps" \
     --disc-start "$disc" --gan-weight 0.5 --max-defocus 5 --val-every 100 --ckpt-every 100 \
     --val-items 16 --val-crop 256 --threads 2 --time-limit "$minutes" --quiet \
-    --note "VQGAN small (nucleus), trained on CPU for at most $budget on simulated BF, PC and DIC studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" "$@"
+    --note "VQGAN small ($organelle), trained on CPU for at most $budget on simulated $studies studies (python -m synthetic, scripts/train_shipped_weights.sh); never saw real Light My Cells data" "$@"
 }
 
 vqgan_warm_cycle() {
   # Another VQGAN cycle from the best weights of runs/vq_nucleusFROM into runs/vq_nucleusTO at lr LR,
   # constant for 30% of the steps, then decaying to 0; another seed for other crops.
   # Arguments: FROM TO STEPS MINUTES DISC_START LR SEED BUDGET_NOTE.
-  vqgan_run "runs/vq_nucleus$2" "$3" "$4" "$5" "$8" --init-from "runs/vq_nucleus$1/best.pt" \
+  vqgan_run nucleus "runs/vq_nucleus$2" "$3" "$4" "$5" "$8" --init-from "runs/vq_nucleus$1/best.pt" \
     --lr "$6" --decay-start 0.3 --seed "$7"
 }
 
@@ -155,6 +162,22 @@ vqgan_refine() {
 
 calibrate_vqgan() {
   $PY -m training.calibrate --run "$VQ_RUN" --all --data "$CALIB" --items 80 --threads 2
+}
+
+vqgan_organelles() {
+  # One VQGAN small per other organelle, transferred from the nucleus VQGAN's best weights: its
+  # encoder already reads BF, PC and DIC and its codebook is in use, so a from-scratch first cycle
+  # (55 min for nucleus, still behind pix2pix) is skipped; lr 1e-4 as in the nucleus's second
+  # cycle, constant for 30% of the steps, then decaying; the PatchGAN term from VQ_T_DISC_START.
+  # Each run gets its output calibration on the calibration studies.
+  local organelle run
+  for organelle in $VQ_ORGANELLES; do
+    run=runs/vq_$organelle
+    vqgan_run "$organelle" "$run" "$VQ_T_STEPS" "$VQ_T_MINUTES" "$VQ_T_DISC_START" \
+      "$VQ_T_MINUTES min after transfer from the nucleus VQGAN ($((VQ_MINUTES + VQ_FT_MINUTES + VQ_R_MINUTES)) min)" \
+      --init-from "$VQ_RUN/best.pt" --lr 1e-4 --decay-start 0.3 --seed 3
+    $PY -m training.calibrate --run "$run" --all --data "$CALIB" --items 48 --threads 2
+  done
 }
 
 calibrate() {
@@ -175,26 +198,41 @@ export_weights() {
   $PY -m training.export --run runs/p2p_dic$FINAL --name p2p_dic_small --weights weights \
     --route 'DIC:mitochondria,DIC:tubulin' --window 256 --half
   $PY -m training.export --run runs/p2p_pc$FINAL --name p2p_pc_small --weights weights --route 'DIC:actin' --window 256 --half
-  # Nucleus for PC and DIC: the VQGAN alone beat the pix2pix and the average of both on the
-  # calibration studies (compare_nucleus_routes); for BF the pix2pix stayed ahead.
+  # The VQGAN routes: where it alone beat the pix2pix and the average of both on the calibration
+  # studies (the routes stage, 2026-11-22). Nucleus: PC and DIC (BF stayed on pix2pix). Tubulin:
+  # BF and DIC (PC stayed). Actin: BF only; PC stayed on pix2pix, so DIC actin, which nothing can
+  # be scored on, stays on the PC model. Mitochondria: pix2pix won everywhere; its VQGAN
+  # (runs/vq_mitochondria) is not shipped.
   $PY -m training.export --run "$VQ_RUN" --name vq_nucleus_small --weights weights \
     --route 'PC:nucleus,DIC:nucleus' --window 256 --half
+  $PY -m training.export --run runs/vq_tubulin --name vq_tubulin_small --weights weights \
+    --route 'BF:tubulin,DIC:tubulin' --window 256 --half
+  $PY -m training.export --run runs/vq_actin --name vq_actin_small --weights weights \
+    --route 'BF:actin' --window 256 --half
 }
 
-compare_nucleus_routes() {
-  # Which nucleus route ships: each modality's pix2pix, the VQGAN, or their average, scored on 24
-  # slices per modality of the calibration studies (the VQGAN goes into a scratch copy of weights/;
-  # each pix2pix stays there through its routes for the other organelles).
-  # On 2026-11-22 the third VQGAN cycle alone won for PC and DIC, the pix2pix for BF.
-  local scratch=runs/route_candidates mod p2p
-  rm -rf "$scratch"
-  cp -r weights "$scratch"
-  $PY -m training.export --run "$VQ_RUN" --name vq_nucleus_small --weights "$scratch" \
-    --route '*:nucleus' --window 256 --half
-  for mod in $MODS; do
-    p2p=p2p_${mod,,}_small
-    $PY -m training.compare_routes --weights "$scratch" --data "$CALIB" --modality "$mod" --organelle nucleus \
-      --candidate "$p2p" --candidate vq_nucleus_small --candidate "$p2p+vq_nucleus_small" --items 24 --threads 2
+compare_routes() {
+  # Which route ships for each organelle of ROUTE_ORGANELLES: each modality's pix2pix, the
+  # organelle's VQGAN, or their average, scored on 24 slices per modality of the calibration
+  # studies (the VQGAN goes into a scratch copy of weights/; each pix2pix stays there through its
+  # routes for the other organelles). No DIC study has actin, so DIC actin cannot be compared.
+  # Tables: runs/routes_<organelle>_<modality>.json.
+  local scratch=runs/route_candidates organelle run vq mod
+  for organelle in $ROUTE_ORGANELLES; do
+    run=runs/vq_$organelle
+    [[ $organelle == nucleus ]] && run=$VQ_RUN
+    vq=vq_${organelle}_small
+    rm -rf "$scratch"
+    cp -r weights "$scratch"
+    $PY -m training.export --run "$run" --name "$vq" --weights "$scratch" \
+      --route "*:$organelle" --window 256 --half
+    for mod in $MODS; do
+      [[ $organelle == actin && $mod == DIC ]] && continue
+      $PY -m training.compare_routes --weights "$scratch" --data "$CALIB" --modality "$mod" \
+        --organelle "$organelle" --candidate "p2p_${mod,,}_small" --candidate "$vq" \
+        --candidate "p2p_${mod,,}_small+$vq" --items 24 --threads 2 \
+        --json "runs/routes_${organelle}_${mod,,}.json"
+    done
   done
 }
 
@@ -207,9 +245,10 @@ case "$stage" in
   vqgan) vqgan ;;
   vqgan-finetune) vqgan_finetune ;;
   vqgan-refine) vqgan_refine; calibrate_vqgan ;;
+  vqgan-organelles) vqgan_organelles ;;
   calibrate) calibrate ;;
   export) export_weights ;;
-  routes) compare_nucleus_routes ;;
-  all) make_data; make_calibration_data; train; finetune; refine; calibrate; vqgan; vqgan_finetune; vqgan_refine; calibrate_vqgan; export_weights; compare_nucleus_routes ;;
-  *) echo "usage: $0 [data|train-data|train|finetune|refine|calibrate|vqgan|vqgan-finetune|vqgan-refine|export|routes|all]" >&2; exit 2 ;;
+  routes) compare_routes ;;
+  all) make_data; make_calibration_data; train; finetune; refine; calibrate; vqgan; vqgan_finetune; vqgan_refine; calibrate_vqgan; vqgan_organelles; export_weights; compare_routes ;;
+  *) echo "usage: $0 [data|train-data|train|finetune|refine|calibrate|vqgan|vqgan-finetune|vqgan-refine|vqgan-organelles|export|routes|all]" >&2; exit 2 ;;
 esac
