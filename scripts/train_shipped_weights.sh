@@ -122,10 +122,10 @@ refine() {
 }
 
 vqgan() {
-  # One VQGAN small for nucleus on every modality (seed 000 trains one per organelle; the CPU budget
-  # here covers one). Reconstruction + codebook loss, the adaptive PatchGAN term from step
-  # VQ_DISC_START; codes that fall out of use are re-seeded on encoder outputs (without that the
-  # codebook collapsed to ~3 codes within 30 steps).
+  # The first VQGAN small, for nucleus, on every modality (seed 000 trains one per organelle; the
+  # others start from this one's weights, see vqgan_organelles). Reconstruction + codebook loss,
+  # the adaptive PatchGAN term from step VQ_DISC_START; codes that fall out of use are re-seeded
+  # on encoder outputs (without that the codebook collapsed to ~3 codes within 30 steps).
   vqgan_run nucleus runs/vq_nucleus "$VQ_STEPS" "$VQ_MINUTES" "$VQ_DISC_START" "$VQ_MINUTES min"
 }
 
@@ -160,8 +160,20 @@ vqgan_refine() {
     "$((VQ_MINUTES + VQ_FT_MINUTES + VQ_R_MINUTES)) min in three cycles"
 }
 
+calibrate_run() {
+  # Output calibration of RUN fitted on ITEMS slices of the calibration studies (never on
+  # test/studies); written to RUN/calibration.json, which the export puts in the spec.
+  # Arguments: RUN ITEMS.
+  $PY -m training.calibrate --run "$1" --all --data "$CALIB" --items "$2" --threads 2
+}
+
 calibrate_vqgan() {
-  $PY -m training.calibrate --run "$VQ_RUN" --all --data "$CALIB" --items 80 --threads 2
+  calibrate_run "$VQ_RUN" 80
+}
+
+vq_run() {
+  # The run of ORGANELLE's VQGAN that is calibrated, compared and exported.
+  if [[ $1 == nucleus ]]; then echo "$VQ_RUN"; else echo "runs/vq_$1"; fi
 }
 
 vqgan_organelles() {
@@ -172,20 +184,19 @@ vqgan_organelles() {
   # Each run gets its output calibration on the calibration studies.
   local organelle run
   for organelle in $VQ_ORGANELLES; do
-    run=runs/vq_$organelle
+    run=$(vq_run "$organelle")
     vqgan_run "$organelle" "$run" "$VQ_T_STEPS" "$VQ_T_MINUTES" "$VQ_T_DISC_START" \
       "$VQ_T_MINUTES min after transfer from the nucleus VQGAN ($((VQ_MINUTES + VQ_FT_MINUTES + VQ_R_MINUTES)) min)" \
       --init-from "$VQ_RUN/best.pt" --lr 1e-4 --decay-start 0.3 --seed 3
-    $PY -m training.calibrate --run "$run" --all --data "$CALIB" --items 48 --threads 2
+    calibrate_run "$run" 48
   done
 }
 
 calibrate() {
-  # Per-organelle output calibration of each run, fitted on the calibration studies (never on
-  # test/studies); written to runs/<run>/calibration.json, which the export puts in the spec.
+  # Per-organelle output calibration of each modality's final pix2pix run.
   local mod
   for mod in $MODS; do
-    $PY -m training.calibrate --run "runs/p2p_${mod,,}${FINAL}" --all --data "$CALIB" --items 80 --threads 2
+    calibrate_run "runs/p2p_${mod,,}${FINAL}" 80
   done
 }
 
@@ -203,11 +214,11 @@ export_weights() {
   # BF and DIC (PC stayed). Actin: BF only; PC stayed on pix2pix, so DIC actin, which nothing can
   # be scored on, stays on the PC model. Mitochondria: pix2pix won everywhere; its VQGAN
   # (runs/vq_mitochondria) is not shipped.
-  $PY -m training.export --run "$VQ_RUN" --name vq_nucleus_small --weights weights \
+  $PY -m training.export --run "$(vq_run nucleus)" --name vq_nucleus_small --weights weights \
     --route 'PC:nucleus,DIC:nucleus' --window 256 --half
-  $PY -m training.export --run runs/vq_tubulin --name vq_tubulin_small --weights weights \
+  $PY -m training.export --run "$(vq_run tubulin)" --name vq_tubulin_small --weights weights \
     --route 'BF:tubulin,DIC:tubulin' --window 256 --half
-  $PY -m training.export --run runs/vq_actin --name vq_actin_small --weights weights \
+  $PY -m training.export --run "$(vq_run actin)" --name vq_actin_small --weights weights \
     --route 'BF:actin' --window 256 --half
 }
 
@@ -219,8 +230,7 @@ compare_routes() {
   # Tables: runs/routes_<organelle>_<modality>.json.
   local scratch=runs/route_candidates organelle run vq mod
   for organelle in $ROUTE_ORGANELLES; do
-    run=runs/vq_$organelle
-    [[ $organelle == nucleus ]] && run=$VQ_RUN
+    run=$(vq_run "$organelle")
     vq=vq_${organelle}_small
     rm -rf "$scratch"
     cp -r weights "$scratch"
