@@ -45,9 +45,15 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)   # odd but survivable input, for the log
 
 
-def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings | None = None) -> Prediction:
-    """Four finite [0, 1] predictions of the image's H x W. `manifest`/`store`: models.registry."""
+def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings | None = None,
+                  organelles: tuple[str, ...] = ORGANELLES) -> Prediction:
+    """Finite [0, 1] predictions of the image's H x W, one per organelle (all four by default; the
+    container always needs four). `manifest`/`store`: models.registry. Only the checkpoints that the
+    wanted organelles' routes name are run."""
     settings = settings or InferenceSettings()
+    unknown = [o for o in organelles if o not in ORGANELLES]
+    if unknown or not organelles:
+        raise ValueError(f"organelles must be a non-empty subset of {ORGANELLES}, got {organelles}")
     start = time.perf_counter()
     modality, fallback = manifest.effective_modality(image.modality)
     warnings = _input_warnings(image)
@@ -55,13 +61,13 @@ def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings 
         warnings.append(f"modality {image.modality!r} missing or unknown; using the manifest's "
                         f"fallback {modality}")
         log.info("%s: %s", image.path, warnings[-1])
-    routes = {organelle: list(manifest.resolve(modality, organelle)) for organelle in ORGANELLES}
+    routes = {organelle: list(manifest.resolve(modality, organelle)) for organelle in organelles}
     for organelle, names in routes.items():
         if not names:
             raise ValueError(f"manifest has no checkpoint for {modality}/{organelle}")
     needed = list(dict.fromkeys(name for names in routes.values() for name in names))
 
-    sums = {organelle: np.zeros(image.shape, dtype=np.float32) for organelle in ORGANELLES}
+    sums = {organelle: np.zeros(image.shape, dtype=np.float32) for organelle in organelles}
     prepared: dict[tuple, torch.Tensor] = {}  # inputs shared by checkpoints with the same norm/pixel size
     for name in needed:
         checkpoint = store.get(name)
@@ -73,7 +79,7 @@ def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings 
         channels = run_checkpoint(checkpoint, image, settings, prepared)
         for organelle in wanted:
             sums[organelle] += channels[checkpoint.spec.organelles.index(organelle)]
-    outputs = {o: _finite01(np.divide(sums[o], len(routes[o]), out=sums[o])) for o in ORGANELLES}
+    outputs = {o: _finite01(np.divide(sums[o], len(routes[o]), out=sums[o])) for o in organelles}
     return Prediction(outputs, needed, modality, fallback, time.perf_counter() - start, warnings)
 
 

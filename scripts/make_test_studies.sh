@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-rm -rf test/studies/Study_* test/studies/bestz.csv
+rm -rf test/studies/Study_* test/studies/bestz.csv test/studies/EVALUATION_SET.json
 "$PY" -m synthetic.heldout --out test/studies

@@ -4,7 +4,8 @@ The small fixed held-out set committed under test/studies/: three studies (BF, P
 fields of view each, numbered 901-903 and drawn with seed 900001 (HELDOUT_SEED), which the
 training command refuses. Each FOV keeps two slices of its 6-slice z-stack: every modality has
 deviation 0 and three others, and the set as a whole covers deviations 0 to 5. Files are
-zlib-compressed (with a horizontal predictor) to keep the set near 7 MB.
+zlib-compressed (with a horizontal predictor) to keep the set near 7 MB. EVALUATION_SET.json
+markers (purpose "smoke") make every trainer, and the output calibration, refuse the set.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocessing.evaluation_sets import write_marker
 from preprocessing.layout import BESTZ_CSV, FieldOfView, FocusRecord, write_bestz_csv
 from preprocessing.ome_io import write_ome_tiff
 
@@ -43,6 +45,7 @@ STUDIES = (
     HeldOutStudy(903, "DIC", ("nucleus", "mitochondria"), (512, 512), ((0, (0, 3)), (4, (0, 5)))),
 )
 STACK_SLICES = 6
+MADE_BY = "scripts/make_test_studies.sh (python -m synthetic.heldout)"
 
 
 def write_compressed(path, array, *, channel_name, pixel_size_um=None) -> Path:
@@ -80,8 +83,10 @@ def make_heldout(out: Path, seed: int = HELDOUT_SEED) -> list[FieldOfView]:
             fovs.append(fov)
             records += recs
         write_bestz_csv(folder / BESTZ_CSV, records)
+        write_marker(folder, "smoke", seed, MADE_BY)
         all_records += records
     write_bestz_csv(out / BESTZ_CSV, sorted(all_records, key=lambda r: r.name))
+    write_marker(out, "smoke", seed, MADE_BY)
     return fovs
 
 

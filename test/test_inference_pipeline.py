@@ -80,6 +80,16 @@ def test_channels_and_ensembles_follow_the_manifest(manifest, store):
     assert dic.models_used == ["vq", "p2p"]
 
 
+def test_a_subset_of_organelles_runs_only_their_checkpoints(manifest, store):
+    image = _image(tl_array((40, 48), seed=3), modality="DIC")
+    full = predict_image(image, manifest, store, FAST)
+    nucleus = predict_image(image, manifest, store, FAST, organelles=("nucleus",))
+    assert set(nucleus.organelles) == {"nucleus"} and nucleus.models_used == ["vq"]
+    np.testing.assert_array_equal(nucleus.organelles["nucleus"], full.organelles["nucleus"])
+    with pytest.raises(ValueError, match="subset"):
+        predict_image(image, manifest, store, FAST, organelles=("golgi",))
+
+
 @pytest.mark.parametrize("modality", [None, "Fluorescence?"])
 def test_unknown_modality_falls_back_and_says_so(manifest, store, modality):
     prediction = predict_image(_image(tl_array((32, 32)), modality=modality), manifest, store, FAST)

@@ -78,7 +78,7 @@ def validation_items(checkpoint: LoadedCheckpoint, config: dict, data: str | Non
     exclude = read_exclusion_list(config["exclude"]) if config.get("exclude") else None
     fovs = load_fovs(data or config["data"], modalities=tuple(config["modalities"]) or None,
                      organelles=tuple(config["organelles"]), exclude=exclude,
-                     max_defocus=config.get("max_defocus"))
+                     max_defocus=config.get("max_defocus"), use="calibration")
     val = fovs if use_all else split_by_study(fovs, config["val_fraction"], config["seed"])[1]
     if not val:
         raise ValueError(f"{data or config['data']}: the run's split has no validation FOVs")

@@ -48,7 +48,8 @@ def compare(manifest: Manifest, store: ModelStore, data: str, modality: str, org
     for name in names:
         if organelle not in manifest.spec(name).organelles:
             raise ValueError(f"checkpoint {name} does not predict {organelle}")
-    fovs = load_fovs(data, modalities=(modality,), organelles=(organelle,), max_defocus=max_defocus)
+    fovs = load_fovs(data, modalities=(modality,), organelles=(organelle,), max_defocus=max_defocus,
+                     use="calibration")
     if not fovs:
         raise ValueError(f"{data}: no {modality} field of view with {organelle} ground truth")
     tls, gts, predictions = [], [], {name: [] for name in names}

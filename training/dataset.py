@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocessing.evaluation_sets import check_usable
 from preprocessing.layout import BESTZ_CSV, FieldOfView, index_studies, read_bestz_csv
 from preprocessing.normalization import normalise
 from preprocessing.ome_io import MODALITIES, ORGANELLES, read_ome_tiff
@@ -30,9 +31,13 @@ INPUT_NORM = {"kind": "percentile", "low": 2.0, "high": 99.8}
 # ---------------------------------------------------------------- indexing, exclusion, split
 def load_fovs(root: str | os.PathLike, *, modalities: tuple[str, ...] | None = None,
               organelles: tuple[str, ...] = ORGANELLES, exclude: set[str] | None = None,
-              max_defocus: int | None = None) -> list[FieldOfView]:
+              max_defocus: int | None = None, use: str = "training") -> list[FieldOfView]:
     """Every usable FOV under ROOT/Study_*/: of a wanted modality, with TL slices and with GT for
     at least one wanted organelle. GT for unwanted organelles is dropped from the returned FOVs.
+
+    `use` ("training" or "calibration") decides which evaluation sets may be read: training none,
+    calibration only the development set (preprocessing/evaluation_sets.py); others raise
+    EvaluationSetError.
 
     `max_defocus`: keep only slices at most this many z-steps from best focus (the challenge's
     inputs are 0-5 away), read from ROOT/bestz.csv and ROOT/Study_*/bestz.csv; FOVs with no
@@ -40,6 +45,7 @@ def load_fovs(root: str | os.PathLike, *, modalities: tuple[str, ...] | None = N
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: data folder does not exist")
+    check_usable(root, use)
     for m in modalities or ():
         if m not in MODALITIES:
             raise ValueError(f"unknown modality {m!r}; expected one of {MODALITIES}")
