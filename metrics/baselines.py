@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from preprocessing.layout import OUTPUT_SUBDIRS
-from preprocessing.ome_io import ORGANELLES, OmeReadError, list_tiffs, read_ome_tiff, write_ome_tiff
+from preprocessing.ome_io import (ORGANELLES, OmeImage, OmeReadError, list_tiffs, read_ome_tiff,
+                                  write_ome_tiff)
 
 from .challenge import percentile_normalise
 from .pairing import input_dir
@@ -51,6 +52,12 @@ def _write_all_organelles(out: Path, name: str, array: np.ndarray, pixel_size) -
         _place(first, out / OUTPUT_SUBDIRS[organelle] / name)
 
 
+def baseline_arrays(image: OmeImage, constant_value: int = 0) -> dict[str, np.ndarray]:
+    """The trivial predictions for one TL image, exactly as they are written to files."""
+    return {"constant": np.full(image.shape, constant_value, dtype=np.uint16),
+            "tl_input": percentile_normalise(image.array).astype(np.float32)}
+
+
 def write_baselines(inputs: str | os.PathLike | Sequence[Path], out: str | os.PathLike,
                     config: BaselineConfig | None = None) -> tuple[dict[str, Path], list[str]]:
     """Write OUT/<baseline>/images/<organelle>-fluorescence-ome-tiff/<name> for every TL input.
@@ -71,8 +78,6 @@ def write_baselines(inputs: str | os.PathLike | Sequence[Path], out: str | os.Pa
         except OmeReadError as exc:
             problems.append(str(exc))
             continue
-        constant = np.full(image.shape, config.constant_value, dtype=np.uint16)
-        _write_all_organelles(roots["constant"], path.name, constant, image.pixel_size_um)
-        tl = percentile_normalise(image.array).astype(np.float32)
-        _write_all_organelles(roots["tl_input"], path.name, tl, image.pixel_size_um)
+        for name, array in baseline_arrays(image, config.constant_value).items():
+            _write_all_organelles(roots[name], path.name, array, image.pixel_size_um)
     return roots, problems

@@ -26,11 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from .config import SimulationConfig
-    from .generate import HELDOUT_SEED, generate_studies
+    from .generate import generate_studies
+    from .seeds import refuse_reserved
 
-    if args.seed == HELDOUT_SEED:
-        parser.error(f"seed {HELDOUT_SEED} is reserved for the held-out set test/studies "
-                     "(scripts/make_test_studies.sh); pick another seed")
+    try:
+        refuse_reserved(args.seed)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     kwargs = {} if args.modalities is None else {"modalities": tuple(args.modalities)}
     try:

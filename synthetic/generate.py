@@ -20,8 +20,7 @@ def image_id(study: int, fov: int) -> str:
     return f"{study}{fov:04d}"
 
 
-# The seed of the committed held-out set (test/studies, synthetic/heldout.py); training never uses it.
-HELDOUT_SEED = 900001
+from .seeds import HELDOUT_SEED, refuse_reserved  # noqa: F401  (HELDOUT_SEED: re-exported)
 
 Writer = Callable[..., Path]  # write_ome_tiff's signature: (path, array, *, channel_name, pixel_size_um)
 
@@ -60,11 +59,10 @@ def generate_studies(out: Path, config: SimulationConfig) -> list[FieldOfView]:
     """Simulate and write `config.studies` studies under `out`; returns their fields of view.
 
     OUT/bestz.csv lists every TL file under OUT: rows already there from other studies are kept.
-    The held-out seed is refused, so no training set can reproduce test/studies by accident.
+    The evaluation sets' seeds (synthetic/seeds.py) are refused, so no training set can reproduce
+    one by accident.
     """
-    if config.seed == HELDOUT_SEED:
-        raise ValueError(f"seed {HELDOUT_SEED} is reserved for the held-out set test/studies "
-                         "(python -m synthetic.heldout); pick another seed for training data")
+    refuse_reserved(config.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     numbers = range(config.first_study, config.first_study + config.studies)

@@ -24,7 +24,8 @@ from preprocessing.ome_io import write_ome_tiff
 from .camera import Camera
 from .config import SimulationConfig
 from .fov import simulate_fov
-from .generate import HELDOUT_SEED, write_fov
+from .generate import write_fov
+from .seeds import HELDOUT_SEED
 from .study import sample_study
 
 

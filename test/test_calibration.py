@@ -207,6 +207,21 @@ def test_warm_start_begins_from_the_given_weights(run, tmp_path):
                           loss=replace(PIX2PIX_LOSS, gan_weight=0.0)), Pix2PixFamily())
 
 
+def test_warm_start_from_a_shipped_checkpoint(run, tmp_path):
+    """--init-from also takes an exported (weights/) checkpoint: its weights, as inference loads them."""
+    path, _ = export_run(run, "shipped", tmp_path / "weights", routes=parse_routes(["*:*"]))
+    config = json.loads((run / "run.json").read_text())["train"]
+    train(TrainConfig(data=config["data"], out=str(tmp_path / "warm"), preset="tiny", steps=1, lr=0.0,
+                      batch_size=2, crop=32, val_fraction=0.5, val_every=1, val_items=1, val_crop=48,
+                      progress=False, init_from=str(path),
+                      loss=replace(PIX2PIX_LOSS, disc_preset="tiny", gan_weight=0.0)), Pix2PixFamily())
+    warm = Pix2PixGenerator(Pix2PixConfig.preset("tiny"))
+    load_module_state(warm, load_training_checkpoint(tmp_path / "warm" / "last.pt")["generator"])
+    shipped = load_checkpoint(path).model.state_dict()
+    for name, value in warm.state_dict().items():
+        torch.testing.assert_close(value, shipped[name], rtol=0, atol=0, msg=name)
+
+
 def test_a_separate_calibration_set_gives_one_slice_per_fov_first(run, tmp_path):
     other = write_toy_studies(tmp_path / "calib", studies=2, fovs_per_study=3, size=48, z_slices=3, seed=9)
     checkpoint, config, _ = fitting.load_run(run)

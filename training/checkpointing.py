@@ -69,3 +69,19 @@ def load_training_checkpoint(path: Path) -> dict:
     if missing:
         raise ValueError(f"{path}: not a training checkpoint (missing {sorted(missing)})")
     return state
+
+
+def load_init_checkpoint(path: Path) -> dict:
+    """What a warm start needs (arch, model_config, generator) from a training checkpoint or from a
+    shipped checkpoint (weights/<name>.pt, models.registry's format), so a run can start from the
+    shipped weights as well as from another run's best.pt."""
+    from models.checkpoint import CheckpointError, load_checkpoint, read_spec
+
+    path = Path(path)
+    try:
+        read_spec(path)
+    except CheckpointError:
+        return load_training_checkpoint(path)
+    shipped = load_checkpoint(path)   # strict load; fp16 weights come back as the fp32 model's
+    return {"step": 0, "arch": shipped.spec.arch, "model_config": shipped.spec.config,
+            "generator": module_state(shipped.model)}

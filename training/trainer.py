@@ -30,12 +30,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from models.architectures import config_to_dict
 from models.patchgan import GANLoss, PatchDiscriminator, PatchGANConfig, adaptive_gan_weight
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 from . import distributed
-from .checkpointing import (atomic_save, load_module_state, load_training_checkpoint, module_state,
-                            rng_state, set_rng_state)
+from .checkpointing import (atomic_save, load_init_checkpoint, load_module_state, load_training_checkpoint,
+                            module_state, rng_state, set_rng_state)
 from .dataset import INPUT_NORM, ImageCache, load_fovs, read_exclusion_list, split_by_study
 from .losses import partial_discriminator_gan, partial_generator_gan, partial_l1
 from .sampler import BalancedSampler, Prefetcher, SamplerConfig
@@ -191,7 +192,8 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def _check_same_model(path: Path, state: dict, arch: str, model_config: dict, why: str = "") -> None:
     """ValueError naming the file (and `why` it was read) when it holds another model than this run's."""
-    if state["arch"] != arch or state["model_config"] != model_config:
+    # config_to_dict: the same config reads as lists from a shipped checkpoint, tuples from asdict.
+    if state["arch"] != arch or config_to_dict(state["model_config"]) != config_to_dict(model_config):
         raise ValueError(f"{path}: {why}checkpoint is {state['arch']} {state['model_config']}, "
                          f"this run is {arch} {model_config}")
 
@@ -269,7 +271,7 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
         if cfg.init_from:
             # Warm start (fine-tuning, or a longer schedule after a short one): weights only; the
             # optimiser, lr schedule, sampler and step start afresh.
-            init = load_training_checkpoint(Path(cfg.init_from))
+            init = load_init_checkpoint(Path(cfg.init_from))
             _check_same_model(Path(cfg.init_from), init, family.arch, asdict(model_config),
                               why="cannot initialise from it: ")
             load_module_state(generator, init["generator"])

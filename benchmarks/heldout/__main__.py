@@ -1,0 +1,56 @@
+"""python -m benchmarks.heldout [--set quick|development|test] [--work DIR] [--weights DIR] ...
+
+The held-out benchmark: simulated studies drawn from seeds that training and calibration refuse
+(synthetic/seeds.py), predicted by the real container path (process.py, one run per image), scored
+by the challenge's scorer beside both baselines and the ceilings, with paired bootstrap intervals
+over studies, and scanned for visible defects. `--set quick` (the default) is a fixed subset of the
+development set (about 30 images, every organelle, modality and deviation) for use while
+developing; `development` (160 images, 64 studies) is for decisions; `test` (160 images, 64 other
+studies) is scored once per shipped version, and its table is the README's.
+Writes WORK/<set>/summary.json; prints the tables (`--markdown` for the README).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from inference.settings import TTA_MODES, InferenceSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.heldout", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--set", dest="set_name", default="quick", choices=("quick", "development", "test"))
+    parser.add_argument("--work", type=Path, default=Path("data/benchmark"), help="where sets and predictions live")
+    parser.add_argument("--weights", type=Path, default=Path("weights"), help="folder with manifest.json")
+    parser.add_argument("--tta", choices=TTA_MODES, default=InferenceSettings().tta)
+    parser.add_argument("--workers", type=int, default=2, help="scoring processes")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument("--plan", action="store_true", help="print the set's composition and stop")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+
+    from .run import BenchmarkOptions, resolve, run_benchmark
+    from .tables import report_text
+
+    if args.plan:
+        from .describe import describe_plan
+        print(describe_plan(*resolve(args.set_name)))
+        return 0
+    options = BenchmarkOptions(args.set_name, args.work, args.weights, args.tta, args.workers,
+                               args.resamples, not args.quiet)
+    try:
+        result = run_benchmark(options)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"benchmarks.heldout: {exc}", file=sys.stderr)
+        return 1
+    print(report_text(result["summary"], f"{args.set_name} set (seed {result['seed']})", args.markdown))
+    print(f"\n{result['wall_seconds']:.0f} s in all on {result['machine']}; "
+          f"per-image records: {args.work / args.set_name / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Per-image numbers of a benchmark set: the model (by the challenge's scorer), both baselines,
+the ceilings and the defect findings, one record per TL image.
+
+The model is scored by `metrics.score.score_folder` on the prediction files, exactly as
+`python -m metrics score` scores them. The baselines are the scorer's own trivial predictions
+(metrics/baselines.py) and the ceilings are perfect predictions after resampling
+(metrics/ceiling.py), scored with the same `score_image`. Ceilings depend only on a field's ground
+truth, so they are computed once per field and organelle and given to each of its slices.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metrics.baselines import baseline_arrays
+from metrics.ceiling import WINNER_SIDE, through_grid, through_resize
+from metrics.challenge import score_image
+from metrics.score import ScoreConfig, score_folder
+from preprocessing.layout import FieldOfView, index_studies
+from preprocessing.ome_io import read_ome_tiff
+
+REFERENCE_GRID_UM = 0.1   # a finer grid than the shipped models', for comparison
+
+
+@dataclass
+class ImageRecord:
+    name: str
+    study: str
+    modality: str
+    deviation: int
+    shape: tuple[int, int]
+    pixel_size_um: float | None
+    routes: dict[str, str]                        # organelle -> checkpoint names joined by "+"
+    model: dict[str, dict] = field(default_factory=dict)      # organelle -> metric -> value
+    baselines: dict[str, dict] = field(default_factory=dict)  # baseline -> organelle -> metrics
+    ceilings: dict[str, dict] = field(default_factory=dict)   # ceiling -> organelle -> metrics
+    defects: dict[str, dict] = field(default_factory=dict)    # organelle -> defect report
+    seconds: float | None = None
+
+    def to_json(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class _FieldJob:
+    fov: FieldOfView
+    names: tuple[str, ...]                     # the TL slices of this field to evaluate
+    route_grids: dict[str, tuple[float, ...]]  # organelle -> pixel sizes of its route's checkpoints
+
+
+def ceiling_names(grids: set[float]) -> list[str]:
+    return [f"grid {g:g} um" for g in sorted(grids)] + [f"resize {WINNER_SIDE}"]
+
+
+def _field_numbers(job: _FieldJob) -> dict[str, tuple[dict, dict]]:
+    """TL name -> (baselines, ceilings) for one field of view."""
+    ceilings: dict[str, dict] = {}
+    gts = {}
+    for organelle, path in job.fov.ground_truth.items():
+        gt_image = read_ome_tiff(path)
+        gts[organelle] = gt_image.array
+        grids = sorted({*job.route_grids[organelle], REFERENCE_GRID_UM})
+        for grid in grids:
+            perfect = through_grid(gt_image.array, gt_image.pixel_size_um, grid)
+            ceilings.setdefault(f"grid {grid:g} um", {})[organelle] = score_image(perfect, gt_image.array, organelle)
+        perfect = through_resize(gt_image.array)
+        ceilings.setdefault(f"resize {WINNER_SIDE}", {})[organelle] = score_image(perfect, gt_image.array, organelle)
+    out = {}
+    for path in job.fov.slices.values():
+        if path.name not in job.names:
+            continue
+        tl = read_ome_tiff(path)
+        baselines = {name: {o: score_image(array, gt, o) for o, gt in gts.items()}
+                     for name, array in baseline_arrays(tl).items()}
+        out[path.name] = (baselines, ceilings)
+    return out
+
+
+def evaluate_set(studies: Path, inputs: Path, predictions: Path, manifest, seconds: dict,
+                 workers: int = 2, progress: bool = True) -> list[ImageRecord]:
+    """One record per TL image under `inputs`, with everything the report needs."""
+    run = score_folder(predictions, studies, csv=Path(studies) / "bestz.csv", inputs=inputs,
+                       config=ScoreConfig(workers=workers, progress=progress))
+    if run.problems:
+        raise ValueError("the scorer could not score every prediction:\n  " + "\n  ".join(run.problems))
+    by_name = {r.name: r for r in run.pairing.images}
+    scores = {entry["image_name"]: entry for entry in run.metrics["results"]}
+    fov_of = {p.name: fov for fov in index_studies(studies) for p in fov.slices.values()}
+    records, jobs = {}, {}
+    for name, pair_record in by_name.items():
+        fov = fov_of[name]
+        image = read_ome_tiff(pair_record.input_path)
+        modality, _ = manifest.effective_modality(image.modality)
+        routes = {o: manifest.resolve(modality, o) for o in fov.ground_truth}
+        records[name] = ImageRecord(
+            name=name, study=fov.study, modality=pair_record.modality, deviation=pair_record.deviation,
+            shape=image.shape, pixel_size_um=image.pixel_size_um[0] if image.pixel_size_um else None,
+            routes={o: "+".join(names) for o, names in routes.items()},
+            model={o: scores[name][o] for o in fov.ground_truth}, seconds=seconds.get(name))
+        # A checkpoint on the image's own grid (pixel size None) resamples nothing: no ceiling.
+        grids = {o: tuple(float(p) for n in names if (p := manifest.spec(n).pixel_size_um) is not None)
+                 for o, names in routes.items()}
+        job = jobs.setdefault(fov.key, _FieldJob(fov, (), grids))
+        jobs[fov.key] = _FieldJob(fov, job.names + (name,), grids)
+    from tqdm import tqdm
+    bar = tqdm(total=len(jobs), desc="baselines and ceilings", unit="field", disable=not progress)
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        for numbers in pool.map(_field_numbers, jobs.values()):
+            for name, (baselines, ceilings) in numbers.items():
+                records[name].baselines, records[name].ceilings = baselines, ceilings
+            bar.update()
+    bar.close()
+    return [records[n] for n in sorted(records)]

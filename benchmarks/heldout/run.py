@@ -1,0 +1,102 @@
+"""One benchmark run: plan -> simulate -> stage -> process.py -> score -> summary.
+
+Folders under WORK (default data/benchmark), each stage reused when it is still valid:
+    WORK/development/studies/      the simulated set (benchmarks/heldout/build.py)
+    WORK/<set>/input/images/organelles-transmitted-light-ome-tiff/   hard links to its TL slices
+    WORK/<set>/predictions/<fingerprint>/    process.py's outputs and seconds.json
+    WORK/<set>/summary.json        per-image records and the summary
+`<set>` is development, test or quick; the quick subset's studies are part of the development set
+and its images are predicted in a folder of their own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from preprocessing.atomic_write import write_json
+from preprocessing.layout import INPUT_SUBDIR, index_studies
+
+from .build import build_set, simulator_fingerprint
+from .evaluate import evaluate_set
+from .plan import SetPlan, plan_set, quick_subset
+from .predict import predict_set
+from .summary import summarise
+
+SETS = ("development", "test", "quick")
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    set_name: str = "quick"
+    work: Path = Path("data/benchmark")
+    weights: Path = Path("weights")
+    tta: str = "rot4"
+    workers: int = 2
+    resamples: int = 2000
+    progress: bool = True
+
+
+def resolve(set_name: str) -> tuple[SetPlan, tuple[int, ...] | None]:
+    """The plan a set draws from and, for the quick subset, its study numbers."""
+    if set_name not in SETS:
+        raise ValueError(f"unknown benchmark set {set_name!r}; expected one of {SETS}")
+    plan = plan_set("development" if set_name == "quick" else set_name)
+    return plan, (quick_subset(plan) if set_name == "quick" else None)
+
+
+def stage(studies: Path, numbers: tuple[int, ...] | None, out: Path) -> list[Path]:
+    """Hard links to the TL slices of the chosen studies in the container's input layout."""
+    target = out / INPUT_SUBDIR
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    staged = []
+    for fov in index_studies(studies):
+        if numbers is not None and int(fov.study.split("_")[-1]) not in numbers:
+            continue
+        for path in fov.slices.values():
+            os.link(path, target / path.name)
+            staged.append(target / path.name)
+    return sorted(staged)
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def run_benchmark(options: BenchmarkOptions) -> dict:
+    from models.registry import Manifest
+
+    start = time.perf_counter()
+    plan, numbers = resolve(options.set_name)
+    work = Path(options.work)
+    studies = build_set(plan, work / plan.purpose / "studies", numbers, options.progress)
+    inputs = stage(studies, numbers, work / options.set_name / "input")
+    predictions = predict_set(inputs, work / options.set_name / "predictions", Path(options.weights),
+                              options.tta, options.progress)
+    if predictions.failed:
+        raise RuntimeError(f"process.py wrote no four outputs for {len(predictions.failed)} image(s): "
+                           + ", ".join(predictions.failed))
+    manifest = Manifest.load(Path(options.weights) / "manifest.json")
+    records = evaluate_set(studies, inputs[0].parent, predictions.root, manifest, predictions.seconds,
+                           options.workers, options.progress)
+    summary = summarise(records, n_resamples=options.resamples)
+    result = {
+        "set": options.set_name, "purpose": plan.purpose, "seed": plan.seed, "plan": plan.fingerprint,
+        "simulator": simulator_fingerprint(), "predictions": predictions.fingerprint,
+        "weights": str(options.weights), "tta": options.tta, "commit": _commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "summary": summary, "images": [r.to_json() for r in records],
+    }
+    write_json(work / options.set_name / "summary.json", json.loads(json.dumps(result, default=str)))
+    return result

@@ -1,0 +1,1 @@
+"""Benchmarks on the only real images reachable here (../shared/real): zero-shot and learnability."""
