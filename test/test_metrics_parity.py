@@ -96,6 +96,12 @@ def _inf_tubulin(ds, pred, tmp):
     return path, "6 NaN or infinite pixel(s); the organizers' script would score it SSIM NaN", 1
 
 
+def _truncated_file(ds, pred, tmp):
+    path = _pred_file(pred, "nucleus", _name(ds, "1x3"))
+    path.write_bytes(path.read_bytes()[:100])
+    return path, "unreadable TIFF", 1
+
+
 def _row_absent_from_csv(ds, pred, tmp):
     name = _name(ds, "1x3")
     with open(ds.csv, newline="") as handle:
@@ -110,7 +116,7 @@ def _no_csv_at_all(ds, pred, tmp):
 
 
 CASES = [_missing_with_gt, _missing_without_gt, _singleton_axes, _wrong_height_width, _nan_nucleus, _inf_tubulin,
-         _row_absent_from_csv, _no_csv_at_all]
+         _truncated_file, _row_absent_from_csv, _no_csv_at_all]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.strip("_") for c in CASES])
