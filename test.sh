@@ -144,7 +144,8 @@ beat=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("requi
 # printed beside the model, into metrics.<baseline>.json beside metrics.json; they become a bar
 # only when require_beat_baselines is true.
 score_args=(--pred "$out" --gt "$STUDIES" --csv "$csv" --input "$stage/images/organelles-transmitted-light-ome-tiff"
-            --json "$out/metrics.json" --quiet --baselines "$stage/images/organelles-transmitted-light-ome-tiff")
+            --json "$out/metrics.json" --quiet --baselines "$stage/images/organelles-transmitted-light-ome-tiff"
+            --strict)   # stop as the organizers' evaluation stops (metrics/README.md, "Strict mode")
 step "scoring against $STUDIES, with the baselines"
 "$py" -m metrics score "${score_args[@]}" || fail "the scorer failed or found unscorable files (python -m metrics score)"
 [ -s "$out/metrics.json" ] || fail "the scorer wrote no $out/metrics.json"

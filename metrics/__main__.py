@@ -1,13 +1,14 @@
 """python -m metrics {score,rank,baselines,report}: local scoring exactly as the challenge scores.
 
-  score     --pred OUT --gt GT [--csv bestz.csv] [--input TL] [--json metrics.json] [--baselines TL]
+  score     --pred OUT --gt GT [--csv bestz.csv] [--input TL] [--json metrics.json] [--baselines TL] [--strict]
   rank      NAME=DIR_OR_METRICS_JSON ... [--gt GT] [--csv ...] [--baselines TL] [--json leaderboard.json]
   baselines --input TL --out DIR
   report    --pred OUT --gt GT [--csv ...] [--input TL] [--metrics metrics.json] --out REPORT_DIR
 
 GT is the challenge's flat layout (GT/images/<organelle>-fluorescence-ome-tiff/<name>) or a study
 layout root (GT/Study_*/). Exit code 0 when every expected file was found and scored, 1 otherwise
-(the tables and files are written either way), 2 for bad arguments.
+(the tables and files are written either way), 2 for bad arguments. score --strict stops as the
+organizers' evaluation does (exit 1, one line naming the file, no metrics.json).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .baselines import BaselineConfig, write_baselines
 from .pairing import Pairing, pair
 from .ranking import format_leaderboard, rank_metrics
 from .score import ScoreConfig, ScoreRun, default_workers, score_folder, score_pairing
+from .strict import EvaluationStopped
 from .table import format_comparison, format_summary
 
 
@@ -66,9 +68,14 @@ def _score_baselines(pairing: Pairing, gt: Path, csv: Path | None, inputs: Path 
 
 
 def cmd_score(args) -> int:
-    config = _config(args)
+    config = _config(args)   # forgiving; the baselines (our references, not a submission) always get it
     inputs = args.input or _baseline_dir(args)
-    run = score_folder(args.pred, args.gt, csv=args.csv, inputs=inputs, config=config)
+    model_config = ScoreConfig(workers=config.workers, progress=config.progress, strict=args.strict)
+    try:
+        run = score_folder(args.pred, args.gt, csv=args.csv, inputs=inputs, config=model_config)
+    except EvaluationStopped as exc:
+        print(f"error: {exc} (--strict: no metrics.json written)", file=sys.stderr)
+        return 1
     json_path = write_metrics_json(args.json or args.pred / "metrics.json", run.metrics)
     print(format_summary(run.metrics, title=f"{args.pred} ({len(run.pairing.images)} images, "
                                             f"{run.seconds:.1f} s)"))
@@ -158,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score the constant and TL-input baselines made from these TL inputs "
                         "(bare --baselines: the inputs found by --input or in the study layout)")
     p.add_argument("--baselines-out", type=Path, help="keep the baseline predictions here (default: temporary)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop as the organizers' evaluation does (missing prediction, shape mismatch in a plain "
+                        "tifffile read, NaN/inf, image not in the CSV): exit 1, no metrics.json")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("rank", help="rank several prediction folders / metrics.json files")

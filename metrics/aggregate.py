@@ -1,6 +1,6 @@
 """metrics.json in the challenge's layout: results, agregate (sic), transmitted_light, z_deviation.
 
-    {"results": [{"image_name": NAME, "nucleus": {"PCC": .., "SSIM": .., "MAE": .., ...},
+    {"results": [{"job_name": JOB, "image_name": NAME, "nucleus": {"PCC": .., "SSIM": .., "MAE": .., ...},
                   "mitochondria": {...}, "tubulin": {}, "actin": {...}}, ...],   # {} = no ground truth
      "agregate": {organelle: {metric: mean}},                  # organelles with at least one score
      "transmitted_light": {"BF"|"DIC"|"PC": {organelle: {metric: mean or NaN}}},   # all 3 x 4 x metrics
@@ -9,8 +9,11 @@
 Means are plain means over images (np.mean), so one NaN score (two constant images give an SSIM of
 NaN) makes its mean NaN, as in the challenge. NaN is written as the bare token `NaN`, which is what
 Python's json module (and so the challenge) writes; json.load reads it back, strict JSON parsers do
-not. z_deviation keys are ints in memory and strings in the file, as json.dump makes them.
+not. z_deviation keys are ints in memory and strings in the file, as json.dump makes them, and in
+first-seen order (the order of `results`), as the challenge writes them; the tables sort them.
 Images whose modality or focus is unknown count in `agregate` but not in the other two tables.
+Entries are matched to their modality and focus by `image_name`; `job_name` (see metrics/score.py)
+is carried along, and files written before it existed read back the same.
 """
 from __future__ import annotations
 
@@ -79,7 +82,7 @@ def aggregate_deviations(results: list[dict], deviation_of: Mapping[str, int | N
                     int(deviation), {m: [] for m in METRICS_BY_ORGANELLE[organelle]})
                 for metric in per_metric:
                     per_metric[metric].append(scores[metric])
-    return {o: {d: {m: _mean(v) for m, v in per_metric.items()} for d, per_metric in sorted(by_dev.items())}
+    return {o: {d: {m: _mean(v) for m, v in per_metric.items()} for d, per_metric in by_dev.items()}
             for o, by_dev in collected.items()}
 
 

@@ -36,6 +36,7 @@ class ImageRecord:
     modality: str | None = None
     image_z: int | None = None
     best_z: int | None = None
+    in_csv: bool = False                                          # modality and z came from a focus CSV
 
     @property
     def deviation(self) -> int | None:
@@ -50,6 +51,10 @@ class Pairing:
     gt_layout: str                                         # "flat" | "study"
     missing: list[tuple[str, str]] = field(default_factory=list)   # (name, organelle) with GT, no prediction
     problems: list[str] = field(default_factory=list)     # one readable line per file
+    # Every one of the four output files that a scored image lacks, ground truth or not: the
+    # organizers' evaluation stops on any of them (strict mode).
+    missing_files: list[Path] = field(default_factory=list)
+    csv_paths: list[Path] = field(default_factory=list)   # the focus CSVs read, in the order applied
 
     def by_name(self) -> dict[str, ImageRecord]:
         return {r.name: r for r in self.images}
@@ -107,12 +112,8 @@ def _header_modality(path: Path | None) -> str | None:
         return None
 
 
-def _study_csvs(gt: Path) -> dict[str, FocusRecord]:
-    records: dict[str, FocusRecord] = {}
-    for path in [gt / BESTZ_CSV, *sorted(gt.glob(f"Study_*/{BESTZ_CSV}"))]:
-        if path.is_file():
-            records.update(read_bestz_csv(path))
-    return records
+def _study_csvs(gt: Path) -> list[Path]:
+    return [path for path in [gt / BESTZ_CSV, *sorted(gt.glob(f"Study_*/{BESTZ_CSV}"))] if path.is_file()]
 
 
 def pair(pred: str | os.PathLike, gt: str | os.PathLike, *, csv: str | os.PathLike | None = None,
@@ -133,14 +134,17 @@ def pair(pred: str | os.PathLike, gt: str | os.PathLike, *, csv: str | os.PathLi
     if layout == "flat":
         gt_dirs = organelle_dirs(gt)
         gt_files = {o: _names(gt_dirs.get(o)) for o in ORGANELLES}
-        focus = read_bestz_csv(gt / BESTZ_CSV) if (gt / BESTZ_CSV).is_file() else {}
+        csv_paths = [gt / BESTZ_CSV] if (gt / BESTZ_CSV).is_file() else []
         default_names = sorted({n for files in gt_files.values() for n in files})
     else:
         fov_of = {path.name: fov for fov in _index(gt) for path in fov.slices.values()}
-        focus = _study_csvs(gt)
+        csv_paths = _study_csvs(gt)
         default_names = sorted({n for files in pred_files.values() for n in files})
     if csv is not None:
-        focus = {**focus, **read_bestz_csv(csv)}  # an explicit CSV wins over one found beside the GT
+        csv_paths.append(Path(csv))  # read last: an explicit CSV wins over one found beside the GT
+    focus: dict[str, FocusRecord] = {}
+    for path in csv_paths:
+        focus.update(read_bestz_csv(path))
     if names is None:
         names = sorted(input_files) if inputs is not None else default_names
 
@@ -160,12 +164,13 @@ def pair(pred: str | os.PathLike, gt: str | os.PathLike, *, csv: str | os.PathLi
         _fill_focus(record, focus.get(name), fov_of.get(name))
         images.append(record)
 
-    missing = []
+    missing, missing_files = [], []
     for record in images:
         for organelle in ORGANELLES:
             if organelle in record.predictions:
                 continue
             folder = pred_dirs.get(organelle, Path(pred) / OUTPUT_SUBDIRS[organelle])
+            missing_files.append(folder / record.name)
             if organelle in record.ground_truth:
                 missing.append((record.name, organelle))
                 problems.append(f"{folder / record.name}: missing prediction ({organelle} has ground truth; "
@@ -178,7 +183,8 @@ def pair(pred: str | os.PathLike, gt: str | os.PathLike, *, csv: str | os.PathLi
         for name, path in pred_files[organelle].items():
             if name not in scored and (layout == "flat" or name in fov_of):
                 problems.append(f"{path}: prediction with no matching image to score; ignored")
-    return Pairing(images=images, gt_layout=layout, missing=missing, problems=problems)
+    return Pairing(images=images, gt_layout=layout, missing=missing, problems=problems,
+                   missing_files=missing_files, csv_paths=csv_paths)
 
 
 def _fill_focus(record: ImageRecord, csv_record: FocusRecord | None, fov: FieldOfView | None) -> None:
@@ -186,6 +192,7 @@ def _fill_focus(record: ImageRecord, csv_record: FocusRecord | None, fov: FieldO
     if csv_record is not None:
         record.modality, record.image_z, record.best_z = (csv_record.modality, csv_record.image_z,
                                                           csv_record.best_z)
+        record.in_csv = True
         return
     match = TL_NAME.match(record.name)
     record.modality = (_header_modality(record.input_path)

@@ -85,7 +85,7 @@ def dataset(tmp_path_factory) -> Dataset:
 def _expected(ds: Dataset) -> dict:
     results = []
     for name in ds.names:
-        entry = {"image_name": name}
+        entry = {"job_name": name.removesuffix(".ome.tiff"), "image_name": name}
         for organelle in ORGANELLES:
             pair = ds.arrays.get((name, organelle))
             entry[organelle] = score_image(pair[1], pair[0], organelle) if pair else {}
