@@ -41,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     options = BenchmarkOptions(args.set_name, args.work, args.weights, args.tta, args.workers,
                                args.resamples, not args.quiet)
+    from metrics.strict import EvaluationStopped
+
     try:
         result = run_benchmark(options)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+    except (ValueError, RuntimeError, FileNotFoundError, EvaluationStopped) as exc:
         print(f"benchmarks.heldout: {exc}", file=sys.stderr)
         return 1
     print(report_text(result["summary"], f"{args.set_name} set (seed {result['seed']})", args.markdown))

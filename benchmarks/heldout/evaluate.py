@@ -1,8 +1,9 @@
 """Per-image numbers of a benchmark set: the model (by the challenge's scorer), both baselines,
 the ceilings and the defect findings, one record per TL image.
 
-The model is scored by `metrics.score.score_folder` on the prediction files, exactly as
-`python -m metrics score` scores them. The baselines are the scorer's own trivial predictions
+The model is scored by `metrics.score.score_folder` on the prediction files, in strict mode, exactly
+as `python -m metrics score --strict` scores them (a missing output, a shape mismatch or a
+non-finite value stops the benchmark, as it would stop the organizers' evaluation). The baselines are the scorer's own trivial predictions
 (metrics/baselines.py) and the ceilings are perfect predictions after resampling
 (metrics/ceiling.py), scored with the same `score_image`. Ceilings depend only on a field's ground
 truth, so they are computed once per field and organelle and given to each of its slices.
@@ -81,7 +82,7 @@ def evaluate_set(studies: Path, inputs: Path, predictions: Path, manifest, secon
                  workers: int = 2, progress: bool = True) -> list[ImageRecord]:
     """One record per TL image under `inputs`, with everything the report needs."""
     run = score_folder(predictions, studies, csv=Path(studies) / "bestz.csv", inputs=inputs,
-                       config=ScoreConfig(workers=workers, progress=progress))
+                       config=ScoreConfig(workers=workers, progress=progress, strict=True))
     if run.problems:
         raise ValueError("the scorer could not score every prediction:\n  " + "\n  ".join(run.problems))
     by_name = {r.name: r for r in run.pairing.images}
