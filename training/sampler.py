@@ -53,14 +53,20 @@ class SamplerConfig:
 
 @dataclass
 class Batch:
+    """One batch; inputs and targets in the images' dtype (float16 from a training store, so
+    half the bytes cross from a DataLoader worker and to the GPU; float32 from the direct reader
+    or after a scale-jitter resize). `to(device)` gives float32 on the device."""
+
     inputs: torch.Tensor      # [B, 1, H, W] normalised TL
     targets: torch.Tensor     # [B, K, H, W] normalised GT, 0 where there is none
     mask: torch.Tensor        # [B, K] bool: GT exists for (sample, organelle)
     sampled: torch.Tensor     # [B] long: the organelle index each sample was drawn for
 
     def to(self, device: torch.device | str) -> "Batch":
-        """On `device`; the copies overlap compute when the batch is in pinned memory (CUDA)."""
-        return Batch(*(t.to(device, non_blocking=True) for t in self._tensors()))
+        """float32 on `device` (converted there); the copies overlap compute when the batch is in
+        pinned memory (CUDA)."""
+        inputs, targets, mask, sampled = (t.to(device, non_blocking=True) for t in self._tensors())
+        return Batch(inputs.float(), targets.float(), mask, sampled)
 
     def pin_memory(self) -> "Batch":
         """Page-locked copy (the DataLoader's pin-memory thread calls this on CUDA runs)."""
@@ -121,8 +127,7 @@ class BalancedSampler:
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, index])
         k_all = len(cfg.organelles)
-        inputs = np.empty((cfg.batch_size, 1, cfg.crop, cfg.crop), np.float32)
-        targets = np.zeros((cfg.batch_size, k_all, cfg.crop, cfg.crop), np.float32)
+        inputs = targets = None                     # allocated in the dtype of the first crop
         mask = np.zeros((cfg.batch_size, k_all), bool)
         sampled = np.empty(cfg.batch_size, np.int64)
         for i in range(cfg.batch_size):
@@ -133,6 +138,10 @@ class BalancedSampler:
             tl, gts = self.images.pair(fov, zs[rng.integers(len(zs))])
             channels = [k2 for k2, o in enumerate(cfg.organelles) if o in gts]
             stack = self._augment(rng, [tl] + [gts[cfg.organelles[c]] for c in channels])
+            if inputs is None:
+                dtype = np.float32 if cfg.scale_jitter is not None else stack.dtype
+                inputs = np.empty((cfg.batch_size, 1, cfg.crop, cfg.crop), dtype)
+                targets = np.zeros((cfg.batch_size, k_all, cfg.crop, cfg.crop), dtype)
             inputs[i, 0] = stack[0]
             targets[i, channels] = stack[1:]
             mask[i, channels] = True
@@ -142,7 +151,8 @@ class BalancedSampler:
 
     def _augment(self, rng: np.random.Generator, images: list[np.ndarray]) -> np.ndarray:
         """Random (jittered) square crop, rotation and flip of same-shape H x W images, the same
-        for all; float32 [C, crop, crop]. Only the crop's region of each image is read."""
+        for all: a [C, crop, crop] view in the images' dtype (float32 when resized). Only the
+        crop's region of each image is read."""
         cfg = self.config
         side = cfg.crop
         if cfg.scale_jitter is not None:
@@ -152,14 +162,14 @@ class BalancedSampler:
         # Positions are drawn on the mirror-padded size, as if the image had been padded.
         y = int(rng.integers(max(height, side) - side + 1))
         x = int(rng.integers(max(width, side) - side + 1))
-        crop = np.stack([_crop(image, y, x, side) for image in images]).astype(np.float32, copy=False)
+        crop = np.stack([_crop(image, y, x, side) for image in images])
         if side != cfg.crop:
             crop = resize(crop, (cfg.crop, cfg.crop))
         if cfg.rot90:
             crop = np.rot90(crop, int(rng.integers(4)), axes=(1, 2))
         if cfg.flips and rng.random() < 0.5:
             crop = crop[:, :, ::-1]
-        return np.ascontiguousarray(crop)
+        return crop
 
 
 def _crop(image: np.ndarray, y: int, x: int, side: int) -> np.ndarray:

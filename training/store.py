@@ -233,7 +233,7 @@ class StoreImages:
     def __init__(self, root: Path, max_open: int = 256):
         self.root = Path(root)
         self.max_open = max(1, max_open)
-        self._open: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._open: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
     def __getstate__(self) -> dict:
         return {"root": self.root, "max_open": self.max_open}
@@ -253,10 +253,11 @@ class StoreImages:
         return tl, gts
 
     def array(self, study: str, file_name: str) -> np.ndarray:
+        key = (study, file_name)
+        if key in self._open:
+            self._open.move_to_end(key)
+            return self._open[key]
         path = array_path(self.root, study, file_name)
-        if path in self._open:
-            self._open.move_to_end(path)
-            return self._open[path]
         try:
             array = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as exc:
@@ -264,7 +265,7 @@ class StoreImages:
                              f"prepare the store again") from exc
         if array.dtype != np.dtype(DTYPE) or array.ndim != 2:
             raise StoreError(f"{path}: expected a 2D {DTYPE} array, found {array.dtype} {array.shape}")
-        self._open[path] = array
+        self._open[key] = array
         while len(self._open) > self.max_open:
             self._open.popitem(last=False)      # the map closes when no crop refers to it
         return array
