@@ -90,17 +90,33 @@ def rate(next_batch, batch_size: int, seconds: float, warmup: int = 2) -> float:
     return n / (time.perf_counter() - start)
 
 
+MEMORY_FIELDS = ("Private_Dirty", "Pss_File")
+
+
 def memory_of(pid: int) -> dict[str, int]:
-    """Bytes a process accounts for, shared pages divided among their users: its own memory
-    (Pss_Anon: heap, copies of the parent's pages it wrote to) and mapped files (Pss_File: the
-    store's pages in the page cache, and the libraries)."""
+    """Bytes of a process: Private_Dirty, the memory it adds (its heap and the parent's pages it
+    wrote to; the rest of what it inherited by fork stays shared), and Pss_File, its share of
+    mapped files (the store's pages it touched, in the page cache, and the libraries)."""
     out = {}
     with open(f"/proc/{pid}/smaps_rollup") as handle:
         for line in handle:
             key, _, value = line.partition(":")
-            if key in ("Pss_Anon", "Pss_File", "Pss_Shmem"):
+            if key in MEMORY_FIELDS:
                 out[key] = int(value.split()[0]) * 1024
     return out
+
+
+def bench_direct(root: Path, store: TrainingStore, config: SamplerConfig, args) -> tuple[float, str]:
+    """(samples/s, note) of the direct reader; its cache is freed on return, so the workers
+    forked afterwards do not inherit it."""
+    working_set = sum(int(np.prod(i["shape"])) * 4 for r in store.records
+                      for i in [*r["slices"].values(), *r["ground_truth"].values()])
+    cache = ImageCache(args.pixel_size, int(working_set * args.cache_fraction))
+    direct = BalancedSampler(load_fovs(root), cache, config)
+    samples = rate(direct.next_batch, config.batch_size, args.seconds, warmup=0)
+    hit = cache.hits / max(1, cache.hits + cache.misses)
+    return samples, (f"cache {cache.max_bytes / 1e9:.1f} GB of {working_set / 1e9:.0f} GB, "
+                     f"hit rate {100 * hit:.1f} % (a GT serves all its field's slices)")
 
 
 def bench_store(store: TrainingStore, config: SamplerConfig, workers: int, seconds: float
@@ -251,21 +267,15 @@ def main(argv: list[str] | None = None) -> None:
               f"(float16, from {args.size}^2 at 0.1 um)", flush=True)
 
         config = SamplerConfig(batch_size=args.batch_size, crop=args.crop, seed=0)
-        working_set = sum(int(np.prod(i["shape"])) * 4 for r in store.records
-                          for i in [*r["slices"].values(), *r["ground_truth"].values()])
-        cache = ImageCache(args.pixel_size, int(working_set * args.cache_fraction))
-        direct = BalancedSampler(load_fovs(root), cache, config)
-        direct_rate = rate(direct.next_batch, args.batch_size, args.seconds, warmup=0)
-        hit = cache.hits / max(1, cache.hits + cache.misses)
-        rows = [("direct reader (ImageCache)", 0, direct_rate, f"cache {cache.max_bytes / 1e9:.1f} GB of "
-                 f"{working_set / 1e9:.0f} GB, hit rate {100 * hit:.1f} %")]
+        direct_rate, note = bench_direct(root, store, config, args)
+        rows = [("direct reader (ImageCache)", 0, direct_rate, note)]
         for workers in args.workers:
             samples, memory = bench_store(store, config, workers, args.seconds)
             note = "in the training process"
             if memory:
-                mean = {k: np.mean([m.get(k, 0) for m in memory]) / 1e6 for k in ("Pss_Anon", "Pss_File", "Pss_Shmem")}
-                note = (f"per worker: {mean['Pss_Anon']:.0f} MB own, {mean['Pss_File']:.0f} MB mapped files "
-                        f"(store pages, libraries), {mean['Pss_Shmem']:.0f} MB batches in flight")
+                mean = {k: np.mean([m.get(k, 0) for m in memory]) / 1e6 for k in MEMORY_FIELDS}
+                note = (f"per worker: {mean['Private_Dirty']:.0f} MB private, {mean['Pss_File']:.0f} MB "
+                        f"share of mapped files (store pages in the page cache, libraries)")
             rows.append(("store", workers, samples, note))
         print(f"\n{'data path':28} {'workers':>7} {'samples/s':>10} {'x direct':>9}  note")
         for name, workers, samples, note in rows:

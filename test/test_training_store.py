@@ -344,3 +344,17 @@ def test_a_changed_source_is_refused_and_prepared_again(tmp_path):
     tl, _ = store.images().pair(store.fovs[0], 0)
     want, _ = ImageCache(pixel_size_um=0.2).pair(load_fovs(root)[0], 0)
     np.testing.assert_allclose(tl.astype(np.float32), want, rtol=F16_RTOL, atol=F16_ATOL)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory and non-blocking copies need CUDA")
+def test_workers_hand_over_pinned_batches_that_arrive_as_float32_on_the_gpu(store):
+    loader = BatchLoader(BalancedSampler(store.fovs, store.images(), SamplerConfig(batch_size=2, crop=16)),
+                         workers=1, pin_memory=True)
+    try:
+        batch = loader.next_batch()
+        assert batch.inputs.is_pinned() and batch.inputs.dtype == torch.float16
+        on_gpu = batch.to("cuda")
+        assert on_gpu.inputs.is_cuda and on_gpu.inputs.dtype == torch.float32
+        assert torch.equal(on_gpu.targets.cpu(), batch.targets.float())
+    finally:
+        loader.close()

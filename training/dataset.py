@@ -194,7 +194,7 @@ class ImageCache:
     pixel_size_um: float | None = None     # resample to this pixel size; None keeps native pixels
     max_bytes: int = 2 << 30
     _items: OrderedDict = field(default_factory=OrderedDict, repr=False)
-    # The prefetch thread and validation (main thread) may both read through the cache.
+    # Threads may share one cache (a batch thread beside validation): reads are serialised.
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _bytes: int = 0
     hits: int = 0

@@ -117,7 +117,8 @@ def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], l
         disc_start=_pick(args.disc_start, loss.disc_start),
         disc_preset=_pick(args.disc_preset, loss.disc_preset))
     return TrainConfig(
-        data=args.data, store=args.store, out=args.out, preset=args.preset, steps=args.steps, stop_after=args.stop_after,
+        data=args.data, store=args.store, out=args.out, preset=args.preset, steps=args.steps,
+        stop_after=args.stop_after,
         time_limit_min=args.time_limit,
         batch_size=args.batch_size, crop=args.crop, lr=_pick(args.lr, lr), disc_lr=args.disc_lr,
         betas=_pick(args.betas, betas), decay_start=_pick(args.decay_start, decay_start),
@@ -127,7 +128,8 @@ def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], l
         val_crop=args.val_crop, ckpt_every=args.ckpt_every, log_every=args.log_every,
         scale_jitter=args.scale_jitter, pixel_size_um=args.pixel_size, flips=not args.no_flips,
         rot90=not args.no_rot90, cache_gb=args.cache_gb, seed=args.seed, amp=not args.no_amp,
-        device=args.device, threads=args.threads, workers=args.workers, prefetch=args.prefetch, resume=args.resume, init_from=args.init_from,
+        device=args.device, threads=args.threads, workers=args.workers, prefetch=args.prefetch,
+        resume=args.resume, init_from=args.init_from,
         progress=not args.quiet, note=args.note, loss=loss)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+import torch
 from tqdm import tqdm
 
 from preprocessing.atomic_write import atomic_target, write_json
@@ -116,7 +117,6 @@ def to_float16(array: np.ndarray) -> np.ndarray:
 
 
 def _one_thread() -> None:
-    import torch
     torch.set_num_threads(1)    # one process per core; resampling in each is single-threaded
 
 
@@ -184,7 +184,8 @@ class Estimate:
 
 
 def estimate(fovs: list[FieldOfView], grid_um: float | None, workers: int) -> Estimate:
-    """Disk from the headers of a spread sample of files, time from preparing one of them."""
+    """Disk from the headers of a spread sample of files; time from decoding one of them (the
+    second that decodes: the first also warms the libraries up)."""
     files = [p for f in fovs for p in [*f.slices.values(), *f.ground_truth.values()]]
     if not files:
         return Estimate(0, 0, 0.0, 0.0)

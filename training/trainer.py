@@ -7,8 +7,9 @@ ResNet; VQGAN: an encoder-quantiser-decoder with a codebook loss); everything el
                    + w * GAN_G                     (after disc_start; w fixed or adaptive)
     D step:  L_D = sum over organelles k with GT of PatchGAN_k's loss (after disc_start)
 
-with balanced partial-label batches (sampler.py; from the data folder through dataset.ImageCache,
-or from a training store, store.py, and from DataLoader worker processes, loader.py), Adam for both, mixed precision on CUDA
+with balanced partial-label batches (sampler.py: read from the data folder through
+dataset.ImageCache or from a training store, store.py; made in the training process or by
+DataLoader workers, loader.py), Adam for both, mixed precision on CUDA
 (bfloat16 where the GPU has it, else float16 with a grad scaler), DDP under torchrun,
 validation with the challenge metrics every `val_every` steps (best checkpoint kept by its
 score), a resumable `last.pt` every `ckpt_every` steps, a tqdm bar and two CSV logs
