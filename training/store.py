@@ -196,13 +196,14 @@ class TrainingStore:
                              f"this run wants {'all' if max_defocus is None else max_defocus}; {fix}")
         if self.source.is_dir():
             check_usable(self.source, "training")
-            self._check_sources_unchanged(fix)
+            self._check_sources_unchanged()
         check_usable(self.path, "training")
 
-    def _check_sources_unchanged(self, fix: str) -> None:
+    def _check_sources_unchanged(self) -> None:
         """StoreError when a spread sample of the source files changed since the prepare (a data
         folder simulated again keeps its names): the store would train on the old images."""
-        items = [(r["study"], i) for r in self.records for i in [*r["slices"].values(), *r["ground_truth"].values()]]
+        items = [(r["study"], i) for r in self.records
+                 for i in [*r["slices"].values(), *r["ground_truth"].values()]]
         for study, item in items[::max(1, len(items) // STAMPS_CHECKED)]:
             path = self.source / study / item["file"]
             now = source_stamp(path) if path.is_file() else None
