@@ -6,13 +6,14 @@
 # VQGANs for mitochondria, tubulin and actin start from the nucleus VQGAN's weights.
 # CPU budget: about 7 hours on 2 cores (--time-limit caps each run; each run validates and
 # keeps its best checkpoint). Logs: runs/<run>/train_log.csv and val_log.csv.
-#   scripts/train_shipped_weights.sh [data|train-data|train|finetune|refine|calibrate|vqgan|vqgan-finetune|vqgan-refine|vqgan-organelles|export|routes|all]   (default: all)
+#   scripts/train_shipped_weights.sh [data|train-data|store|train|finetune|refine|calibrate|vqgan|vqgan-finetune|vqgan-refine|vqgan-organelles|export|routes|all]   (default: all)
 #   MODS="BF PC" scripts/train_shipped_weights.sh refine    # only some modalities
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 DATA=${DATA:-data/shipped_train}
 CALIB=${CALIB:-data/shipped_calibration}
+STORE=${STORE:-data/shipped_train_store}   # DATA prepared for the runs (training.prepare)
 MINUTES=${MINUTES:-16}
 STEPS=${STEPS:-320}
 FT_MINUTES=${FT_MINUTES:-17}
@@ -76,13 +77,20 @@ make_calibration_data() {
   with_actin "$CALIB" 4 24:601 25:631 30
 }
 
+prepare_store() {
+  # DATA decoded, normalised and resampled once, at the runs' grid and focus range; every run
+  # below reads its crops from it (and checks that it fits: grid, source, selection). Resumable;
+  # fields whose files changed (DATA simulated again) are prepared again.
+  $PY -m training.prepare --data "$DATA" --store "$STORE" --pixel-size 0.2 --max-defocus 5 --quiet
+}
+
 pix2pix() {
   # pix2pix small per modality, L1 only (the pilots: GAN off is ~35% faster and better on
   # PCC/SSIM/MAE at this budget), on a 0.2 um grid (~4-9x fewer pixels than the native 65-110 nm;
   # inference follows the spec). Arguments: MODALITY OUT STEPS MINUTES NOTE [more flags].
   local mod=$1 out=$2 steps=$3 minutes=$4 note=$5
   shift 5
-  $PY -m training.train_pix2pix --data "$DATA" --out "$out" --preset small --modalities "$mod" \
+  $PY -m training.train_pix2pix --data "$DATA" --store "$STORE" --out "$out" --preset small --modalities "$mod" \
     --pixel-size 0.2 --crop 128 --batch-size 8 --steps "$steps" --gan-weight 0 --max-defocus 5 \
     --val-items 16 --val-crop 256 --threads 2 --time-limit "$minutes" --quiet --note "$note" "$@"
 }
@@ -134,7 +142,7 @@ vqgan_run() {
   local organelle=$1 out=$2 steps=$3 minutes=$4 disc=$5 budget=$6 studies="BF, PC and DIC"
   shift 6
   [[ $organelle == actin ]] && studies="BF and PC"   # no DIC study has actin
-  $PY -m training.train_vqgan --data "$DATA" --out "$out" --organelle "$organelle" --preset small \
+  $PY -m training.train_vqgan --data "$DATA" --store "$STORE" --out "$out" --organelle "$organelle" --preset small \
     --set reseed_threshold=0.9 --pixel-size 0.2 --crop 128 --batch-size 8 --steps "$steps" \
     --disc-start "$disc" --gan-weight 0.5 --max-defocus 5 --val-every 100 --ckpt-every 100 \
     --val-items 16 --val-crop 256 --threads 2 --time-limit "$minutes" --quiet \
@@ -247,8 +255,9 @@ compare_routes() {
 }
 
 case "$stage" in
-  data) make_data; make_calibration_data ;;
-  train-data) make_data ;;
+  data) make_data; make_calibration_data; prepare_store ;;
+  train-data) make_data; prepare_store ;;
+  store) prepare_store ;;
   train) train ;;
   finetune) finetune ;;
   refine) refine ;;
@@ -259,6 +268,6 @@ case "$stage" in
   calibrate) calibrate ;;
   export) export_weights ;;
   routes) compare_routes ;;
-  all) make_data; make_calibration_data; train; finetune; refine; calibrate; vqgan; vqgan_finetune; vqgan_refine; calibrate_vqgan; vqgan_organelles; export_weights; compare_routes ;;
-  *) echo "usage: $0 [data|train-data|train|finetune|refine|calibrate|vqgan|vqgan-finetune|vqgan-refine|vqgan-organelles|export|routes|all]" >&2; exit 2 ;;
+  all) make_data; make_calibration_data; prepare_store; train; finetune; refine; calibrate; vqgan; vqgan_finetune; vqgan_refine; calibrate_vqgan; vqgan_organelles; export_weights; compare_routes ;;
+  *) echo "usage: $0 [data|train-data|store|train|finetune|refine|calibrate|vqgan|vqgan-finetune|vqgan-refine|vqgan-organelles|export|routes|all]" >&2; exit 2 ;;
 esac

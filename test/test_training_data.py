@@ -5,6 +5,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from preprocessing.layout import gt_file_name, tl_file_name
 from preprocessing.ome_io import ORGANELLES, read_ome_tiff, write_ome_tiff
@@ -206,16 +207,36 @@ def test_max_defocus_keeps_slices_near_best_focus(tmp_path):
         load_fovs(root, max_defocus=1)
 
 
-def test_prefetcher_yields_the_sampler_stream_and_its_resume_state(tmp_path):
-    from training.sampler import Prefetcher
+def test_dataloader_workers_yield_the_sampler_stream_and_its_resume_state(tmp_path):
+    """Two worker processes, a shard of stride 2 (rank 1 of 2): the batches and the state are the
+    sampler's own, whatever the workers have made ahead."""
+    from training.loader import BatchLoader
     fovs = load_fovs(write_toy_studies(tmp_path, studies=1, fovs_per_study=3, size=32, z_slices=2))
-    cfg = SamplerConfig(batch_size=2, crop=16, seed=4)
-    direct = BalancedSampler(fovs, ImageCache(), cfg)
-    prefetched = Prefetcher(BalancedSampler(fovs, ImageCache(), cfg), depth=3)
+    cfg = SamplerConfig(batch_size=2, crop=16, seed=4, scale_jitter=(0.7, 0.95))
+    direct = BalancedSampler(fovs, ImageCache(), cfg, start=1, stride=2)
+    loader = BatchLoader(BalancedSampler(fovs, ImageCache(), cfg, start=1, stride=2), workers=2, prefetch=3)
     try:
-        for _ in range(4):
-            want, got = direct.next_batch(), prefetched.next_batch()
-            assert np.array_equal(want.inputs.numpy(), got.inputs.numpy())
-            assert prefetched.state_dict() == direct.state_dict()   # not the thread's, ahead
+        for _ in range(5):
+            want, got = direct.next_batch(), loader.next_batch()
+            for name in ("inputs", "targets", "mask", "sampled"):
+                assert torch.equal(getattr(want, name), getattr(got, name)), name
+            assert loader.state_dict() == direct.state_dict()   # not the workers', ahead
     finally:
-        prefetched.close()
+        loader.close()
+    assert direct.state_dict() == {"next_index": 11}
+
+
+def test_sampler_batches_depend_on_their_number_only(tmp_path):
+    """Batch n is the same from any sampler; ranks (start, stride) never share a batch."""
+    fovs = load_fovs(write_toy_studies(tmp_path, studies=1, fovs_per_study=3, size=32, z_slices=2))
+    cfg = SamplerConfig(batch_size=3, crop=16, seed=7)
+    whole = BalancedSampler(fovs, ImageCache(), cfg)
+    stream = [whole.next_batch() for _ in range(4)]
+    rank1 = BalancedSampler(fovs, ImageCache(), cfg, start=1, stride=2)
+    for n in (1, 3):
+        assert torch.equal(rank1.next_batch().inputs, stream[n].inputs)
+    assert not torch.equal(stream[0].inputs, stream[1].inputs)
+    other_seed = BalancedSampler(fovs, ImageCache(), SamplerConfig(batch_size=3, crop=16, seed=8))
+    assert not torch.equal(other_seed.batch(0).inputs, stream[0].inputs)
+    with pytest.raises(ValueError, match="older trainer"):
+        whole.load_state_dict({"rng": {}, "cursor": 3})

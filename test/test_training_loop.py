@@ -88,13 +88,13 @@ def _weights(path: Path, part: str) -> dict[str, torch.Tensor]:
     return load_training_checkpoint(path)[part]["params"]
 
 
-@pytest.mark.parametrize("family", ["pix2pix", "pix2pix-prefetch", "vqgan"])
+@pytest.mark.parametrize("family", ["pix2pix", "pix2pix-workers", "vqgan"])
 def test_resume_continues_bit_for_bit(toy_root, tmp_path, family):
     """N steps in one go == N/2, save, resume, N/2: identical weights, optimiser and logs."""
     if family == "pix2pix":
         fam, kw = Pix2PixFamily(), {}
-    elif family == "pix2pix-prefetch":   # batches made ahead in a thread: same stream, same state
-        fam, kw = Pix2PixFamily(), {"prefetch": 2}
+    elif family == "pix2pix-workers":   # batches made ahead by 2 DataLoader processes: same stream
+        fam, kw = Pix2PixFamily(), {"workers": 2}
     else:   # discriminator starts mid-run; codes re-seeded (non-persistent buffers + torch RNG)
         fam = VQGANFamily({"reseed_threshold": 0.05})
         kw = dict(organelles=("nucleus",), crop=16, val_crop=32,

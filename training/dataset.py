@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -46,15 +47,30 @@ def load_fovs(root: str | os.PathLike, *, modalities: tuple[str, ...] | None = N
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: data folder does not exist")
     check_usable(root, use)
+    check_names(modalities, organelles)
+    records = read_focus_records(root) if max_defocus is not None else {}
+    return select_fovs(index_studies(root), str(root), modalities=modalities, organelles=organelles,
+                       exclude=exclude, max_defocus=max_defocus, focus_records=records)
+
+
+def check_names(modalities: tuple[str, ...] | None, organelles: tuple[str, ...]) -> None:
     for m in modalities or ():
         if m not in MODALITIES:
             raise ValueError(f"unknown modality {m!r}; expected one of {MODALITIES}")
     for o in organelles:
         if o not in ORGANELLES:
             raise ValueError(f"unknown organelle {o!r}; expected one of {ORGANELLES}")
-    fovs = apply_exclusions(index_studies(root), exclude or set())
+
+
+def select_fovs(fovs: list[FieldOfView], where: str, *, modalities: tuple[str, ...] | None,
+                organelles: tuple[str, ...], exclude: set[str] | None, max_defocus: int | None,
+                focus_records: dict) -> list[FieldOfView]:
+    """The FOVs of `fovs` that load_fovs keeps (its filters, applied to an index already made:
+    a data folder's or a training store's). `where` names the source in the error."""
+    check_names(modalities, organelles)
+    fovs = apply_exclusions(fovs, exclude or set())
     if max_defocus is not None:
-        fovs = limit_defocus(fovs, read_focus_records(root), max_defocus)
+        fovs = limit_defocus(fovs, focus_records, max_defocus)
     kept = []
     for fov in fovs:
         if modalities and fov.modality not in modalities:
@@ -63,7 +79,7 @@ def load_fovs(root: str | os.PathLike, *, modalities: tuple[str, ...] | None = N
         if fov.slices and gt:
             kept.append(FieldOfView(fov.study, fov.image_id, fov.modality, dict(fov.slices), gt))
     if not kept:
-        raise ValueError(f"{root}: no field of view with modality in {modalities or MODALITIES} and "
+        raise ValueError(f"{where}: no field of view with modality in {modalities or MODALITIES} and "
                          f"ground truth for any of {organelles}")
     return kept
 
@@ -146,6 +162,27 @@ def split_by_study(fovs: list[FieldOfView], val_fraction: float, seed: int
 
 
 # ---------------------------------------------------------------- decoded images, cached
+def read_normalised(path: Path, grid_um: float | None, pixel_size: tuple[float, float] | None = None
+                    ) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """(float32 image normalised with INPUT_NORM on the whole image, then resampled to `grid_um`;
+    the native pixel size used). `pixel_size` overrides the file's metadata (GT files take their
+    TL's). The one decoding path of the direct reader and of the training store (prepare.py)."""
+    image = read_ome_tiff(path)
+    pixel_size = pixel_size or image.pixel_size_um
+    if grid_um is not None and pixel_size is None:
+        raise ValueError(f"{path}: no pixel size in its metadata, cannot resample to {grid_um} um")
+    array, _ = normalise(image.array, INPUT_NORM)
+    return to_model_grid(array, pixel_size, grid_um), pixel_size
+
+
+class ImageSource(Protocol):
+    """What the sampler and validation read images through: ImageCache, or a training store's
+    memory maps (store.StoreImages). Arrays may be float16 memory maps: readers slice first,
+    then convert, so only the region they need is read."""
+
+    def pair(self, fov: FieldOfView, z: int) -> tuple[np.ndarray, dict[str, np.ndarray]]: ...
+
+
 @dataclass
 class ImageCache:
     """Normalised (and resampled) float32 images by file, least recently used dropped first.
@@ -157,7 +194,7 @@ class ImageCache:
     pixel_size_um: float | None = None     # resample to this pixel size; None keeps native pixels
     max_bytes: int = 2 << 30
     _items: OrderedDict = field(default_factory=OrderedDict, repr=False)
-    # The prefetch thread and validation (main thread) may both read through the cache.
+    # Threads may share one cache (a batch thread beside validation): reads are serialised.
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _bytes: int = 0
     hits: int = 0
@@ -176,13 +213,7 @@ class ImageCache:
             self.hits += 1
             return self._items[key][0]
         self.misses += 1
-        image = read_ome_tiff(path)
-        pixel_size = pixel_size or image.pixel_size_um
-        if self.pixel_size_um is not None and pixel_size is None:
-            raise ValueError(f"{path}: no pixel size in its metadata, cannot resample to "
-                             f"{self.pixel_size_um} um")
-        array, _ = normalise(image.array, INPUT_NORM)
-        array = to_model_grid(array, pixel_size, self.pixel_size_um)
+        array, pixel_size = read_normalised(path, self.pixel_size_um, pixel_size)
         self._items[key] = (array, pixel_size)
         self._bytes += array.nbytes
         # The newest item always stays, so the caller's image is never evicted before it is used.
@@ -190,6 +221,15 @@ class ImageCache:
             _, (old, _) = self._items.popitem(last=False)
             self._bytes -= old.nbytes
         return array
+
+    def __getstate__(self) -> dict:
+        # A worker process (DataLoader with spawn) gets an empty cache and a lock of its own.
+        state = dict(self.__dict__, _items=OrderedDict(), _bytes=0)
+        state.pop("_lock")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.RLock())
 
     def pixel_size(self, path: Path) -> tuple[float, float] | None:
         """Native pixel size of a file already in the cache."""

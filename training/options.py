@@ -11,6 +11,7 @@ import ast
 
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
+from .store import StoreError
 from .trainer import LossConfig, RunResult, TrainConfig, train
 
 
@@ -35,7 +36,10 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
-    a("--data", required=True, help="folder with Study_*/ (real Light My Cells layout or simulated)")
+    a("--data", default=None, help="folder with Study_*/ (real Light My Cells layout or simulated); "
+      "with --store, the folder the store was prepared from (checked), or left out")
+    a("--store", default=None, help="train from this training store (python -m training.prepare), "
+      "made with the same --pixel-size")
     a("--out", required=True, help="run folder: last.pt, best.pt, train_log.csv, val_log.csv")
     a("--preset", default="small", choices=("tiny", "small", "paper"))
     a("--set", dest="overrides", type=_override, action="append", default=[],
@@ -65,13 +69,15 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     a("--pixel-size", type=float, default=None, help="resample the data to this pixel size (um)")
     a("--no-flips", action="store_true")
     a("--no-rot90", action="store_true")
-    a("--cache-gb", type=float, default=2.0, help="memory for decoded, normalised images")
+    a("--cache-gb", type=float, default=2.0,
+      help="memory for decoded, normalised images, per process (without --store)")
     a("--seed", type=int, default=0)
     a("--no-amp", action="store_true", help="no mixed precision on CUDA")
     a("--device", choices=("cpu", "cuda"), default=None)
     a("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    a("--prefetch", type=int, default=None,
-      help="batches prepared ahead in a background thread (default: 2 on CUDA, 0 on CPU)")
+    a("--workers", type=int, default=None,
+      help="DataLoader worker processes per rank (default: 0 on CPU; on CUDA the rank's cores - 1, at most 8)")
+    a("--prefetch", type=int, default=2, help="batches each worker keeps ready")
     a("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     a("--init-from", default=None, metavar="CKPT",
       help="start from this run checkpoint's generator weights (e.g. RUN/best.pt); fresh optimiser "
@@ -96,6 +102,8 @@ def _pick(value, default):
 def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], lr: float,
                      betas: tuple[float, float], decay_start: float, loss: LossConfig) -> TrainConfig:
     """TrainConfig from parsed flags; flags left unset take the family defaults given here."""
+    if args.data is None and args.store is None:
+        raise ValueError("give --data, --store, or both")
     for organelle in organelles:
         if organelle not in ORGANELLES:
             raise ValueError(f"unknown organelle {organelle!r}; expected one of {ORGANELLES}")
@@ -109,7 +117,8 @@ def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], l
         disc_start=_pick(args.disc_start, loss.disc_start),
         disc_preset=_pick(args.disc_preset, loss.disc_preset))
     return TrainConfig(
-        data=args.data, out=args.out, preset=args.preset, steps=args.steps, stop_after=args.stop_after,
+        data=args.data, store=args.store, out=args.out, preset=args.preset, steps=args.steps,
+        stop_after=args.stop_after,
         time_limit_min=args.time_limit,
         batch_size=args.batch_size, crop=args.crop, lr=_pick(args.lr, lr), disc_lr=args.disc_lr,
         betas=_pick(args.betas, betas), decay_start=_pick(args.decay_start, decay_start),
@@ -119,13 +128,17 @@ def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], l
         val_crop=args.val_crop, ckpt_every=args.ckpt_every, log_every=args.log_every,
         scale_jitter=args.scale_jitter, pixel_size_um=args.pixel_size, flips=not args.no_flips,
         rot90=not args.no_rot90, cache_gb=args.cache_gb, seed=args.seed, amp=not args.no_amp,
-        device=args.device, threads=args.threads, prefetch=args.prefetch, resume=args.resume, init_from=args.init_from,
+        device=args.device, threads=args.threads, workers=args.workers, prefetch=args.prefetch,
+        resume=args.resume, init_from=args.init_from,
         progress=not args.quiet, note=args.note, loss=loss)
 
 
 def train_and_report(cfg: TrainConfig, family, *, quiet: bool) -> RunResult:
     """Run one training command and print the one-line summary both families share."""
-    result = train(cfg, family)
+    try:
+        result = train(cfg, family)
+    except StoreError as exc:      # a store that does not fit the run: its one line, no traceback
+        raise SystemExit(f"error: {exc}") from exc
     if not quiet:
         print(f"stopped at step {result.step}; best validation score {result.best_score:.4f}; "
               f"{result.samples_per_s:.1f} samples/s; run in {result.out}")

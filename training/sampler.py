@@ -7,8 +7,9 @@ that has that organelle's GT, then a random z-slice of it, a random crop, a rand
 90-degree rotation, and optionally a crop-and-resize scale jitter. The sample carries ALL the GT
 its FOV has (the mask says which), so the other decoders learn from it too.
 
-All randomness comes from one numpy Generator owned by the sampler, so its state (saved in every
-training checkpoint) fixes the rest of the run exactly.
+All randomness of batch number n comes from a numpy Generator seeded with (seed, n), so the
+number of the next batch (saved in every training checkpoint) fixes the rest of the run exactly,
+whichever process makes the batches (loader.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from preprocessing.layout import FieldOfView
 from preprocessing.ome_io import ORGANELLES
 from preprocessing.resampling import resize
 
-from .dataset import ImageCache
+from .dataset import ImageSource
 
 
 @dataclass
@@ -52,22 +53,48 @@ class SamplerConfig:
 
 @dataclass
 class Batch:
+    """One batch; inputs and targets in the images' dtype (float16 from a training store, so
+    half the bytes cross from a DataLoader worker and to the GPU; float32 from the direct reader
+    or after a scale-jitter resize). `to(device)` gives float32 on the device."""
+
     inputs: torch.Tensor      # [B, 1, H, W] normalised TL
     targets: torch.Tensor     # [B, K, H, W] normalised GT, 0 where there is none
     mask: torch.Tensor        # [B, K] bool: GT exists for (sample, organelle)
     sampled: torch.Tensor     # [B] long: the organelle index each sample was drawn for
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True),
-                     self.mask.to(device), self.sampled.to(device))
+        """float32 on `device` (converted there); the copies overlap compute when the batch is in
+        pinned memory (CUDA)."""
+        inputs, targets, mask, sampled = (t.to(device, non_blocking=True) for t in self._tensors())
+        return Batch(inputs.float(), targets.float(), mask, sampled)
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copy (the DataLoader's pin-memory thread calls this on CUDA runs)."""
+        return Batch(*(t.pin_memory() for t in self._tensors()))
+
+    def _tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.inputs, self.targets, self.mask, self.sampled
 
 
 class BalancedSampler:
-    """Endless stream of balanced, augmented batches from a list of FOVs."""
+    """Endless stream of balanced, augmented batches from a list of FOVs.
 
-    def __init__(self, fovs: list[FieldOfView], cache: ImageCache, config: SamplerConfig):
+    Batch number n of the stream is a pure function of (seed, n): its own random generator is
+    seeded with both, and its organelle cycle starts at n x batch_size. So any process can make
+    any batch, which is what lets DataLoader workers (loader.py) and torchrun ranks share one
+    stream: rank r of W takes batches r, r + W, r + 2W, ... (`start`, `stride`), and the state to
+    resume from is the number of the next batch.
+
+    `images` gives (TL, {organelle: GT}) arrays of a (FOV, z): an ImageCache (decoded on demand)
+    or a training store's memory maps (store.StoreImages). Only each crop's region is read.
+    """
+
+    def __init__(self, fovs: list[FieldOfView], images: ImageSource, config: SamplerConfig,
+                 *, start: int = 0, stride: int = 1):
+        if start < 0 or stride < 1:
+            raise ValueError(f"start must be >= 0 and stride >= 1, got {start}, {stride}")
         self.config = config
-        self.cache = cache
+        self.images = images
         self.by_organelle: dict[int, list[FieldOfView]] = {}
         for k, organelle in enumerate(config.organelles):
             members = [fov for fov in fovs if organelle in fov.ground_truth and fov.slices]
@@ -76,34 +103,45 @@ class BalancedSampler:
         if not self.by_organelle:
             raise ValueError(f"no field of view has ground truth for any of {config.organelles}")
         self.active = sorted(self.by_organelle)     # organelles with data, in channel order
-        self.rng = np.random.default_rng(config.seed)
-        self.cursor = 0                              # position in the organelle cycle
+        self.next_index = start                      # number of the next batch this stream gives
+        self.stride = stride
 
     # -- state, for bit-for-bit resume
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "cursor": self.cursor}
+        return {"next_index": self.next_index}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.cursor = int(state["cursor"])
+        if "next_index" not in state:
+            raise ValueError("sampler state of an older trainer (one random stream, not numbered batches) "
+                             "cannot be resumed; start a new run from it with --init-from")
+        self.next_index = int(state["next_index"])
 
     # -- sampling
     def next_batch(self) -> Batch:
+        batch = self.batch(self.next_index)
+        self.next_index += self.stride
+        return batch
+
+    def batch(self, index: int) -> Batch:
+        """Batch number `index` of the stream (the same in every process)."""
         cfg = self.config
+        rng = np.random.default_rng([cfg.seed, index])
         k_all = len(cfg.organelles)
-        inputs = np.empty((cfg.batch_size, 1, cfg.crop, cfg.crop), np.float32)
-        targets = np.zeros((cfg.batch_size, k_all, cfg.crop, cfg.crop), np.float32)
+        inputs = targets = None                     # allocated in the dtype of the first crop
         mask = np.zeros((cfg.batch_size, k_all), bool)
         sampled = np.empty(cfg.batch_size, np.int64)
         for i in range(cfg.batch_size):
-            k = self.active[self.cursor % len(self.active)]
-            self.cursor += 1
+            k = self.active[(index * cfg.batch_size + i) % len(self.active)]
             members = self.by_organelle[k]
-            fov = members[self.rng.integers(len(members))]
+            fov = members[rng.integers(len(members))]
             zs = sorted(fov.slices)
-            tl, gts = self.cache.pair(fov, zs[self.rng.integers(len(zs))])
+            tl, gts = self.images.pair(fov, zs[rng.integers(len(zs))])
             channels = [k2 for k2, o in enumerate(cfg.organelles) if o in gts]
-            stack = self._augment(np.stack([tl] + [gts[cfg.organelles[c]] for c in channels]))
+            stack = self._augment(rng, [tl] + [gts[cfg.organelles[c]] for c in channels])
+            if inputs is None:
+                dtype = np.float32 if cfg.scale_jitter is not None else stack.dtype
+                inputs = np.empty((cfg.batch_size, 1, cfg.crop, cfg.crop), dtype)
+                targets = np.zeros((cfg.batch_size, k_all, cfg.crop, cfg.crop), dtype)
             inputs[i, 0] = stack[0]
             targets[i, channels] = stack[1:]
             mask[i, channels] = True
@@ -111,24 +149,34 @@ class BalancedSampler:
         return Batch(torch.from_numpy(inputs), torch.from_numpy(targets),
                      torch.from_numpy(mask), torch.from_numpy(sampled))
 
-    def _augment(self, stack: np.ndarray) -> np.ndarray:
-        """Random (jittered) square crop, rotation and flip of a [C, H, W] stack, same for all C."""
+    def _augment(self, rng: np.random.Generator, images: list[np.ndarray]) -> np.ndarray:
+        """Random (jittered) square crop, rotation and flip of same-shape H x W images, the same
+        for all: a [C, crop, crop] view in the images' dtype (float32 when resized). Only the
+        crop's region of each image is read."""
         cfg = self.config
         side = cfg.crop
         if cfg.scale_jitter is not None:
             lo, hi = cfg.scale_jitter
-            side = max(1, round(cfg.crop * self.rng.uniform(lo, hi) / math.sqrt(lo * hi)))
-        stack = _pad_to(stack, side)
-        y = int(self.rng.integers(stack.shape[1] - side + 1))
-        x = int(self.rng.integers(stack.shape[2] - side + 1))
-        crop = stack[:, y:y + side, x:x + side]
+            side = max(1, round(cfg.crop * rng.uniform(lo, hi) / math.sqrt(lo * hi)))
+        height, width = images[0].shape
+        # Positions are drawn on the mirror-padded size, as if the image had been padded.
+        y = int(rng.integers(max(height, side) - side + 1))
+        x = int(rng.integers(max(width, side) - side + 1))
+        crop = np.stack([_crop(image, y, x, side) for image in images])
         if side != cfg.crop:
             crop = resize(crop, (cfg.crop, cfg.crop))
         if cfg.rot90:
-            crop = np.rot90(crop, int(self.rng.integers(4)), axes=(1, 2))
-        if cfg.flips and self.rng.random() < 0.5:
+            crop = np.rot90(crop, int(rng.integers(4)), axes=(1, 2))
+        if cfg.flips and rng.random() < 0.5:
             crop = crop[:, :, ::-1]
-        return np.ascontiguousarray(crop)
+        return crop
+
+
+def _crop(image: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
+    """The side x side window at (y, x) of the image mirror-padded to at least side x side."""
+    if image.shape[0] < side or image.shape[1] < side:
+        image = _pad_to(np.asarray(image)[None], side)[0]   # small images are read whole
+    return image[y:y + side, x:x + side]
 
 
 def _pad_to(stack: np.ndarray, side: int) -> np.ndarray:
@@ -138,52 +186,3 @@ def _pad_to(stack: np.ndarray, side: int) -> np.ndarray:
         return stack
     return np.pad(stack, ((0, 0), (pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2)),
                   mode="symmetric")
-
-
-class Prefetcher:
-    """Prepares the next `depth` batches in a background thread (file decoding, percentiles and
-    crops overlap the model's step: a win on a GPU, where the loop would otherwise wait on data).
-
-    Deterministic: one thread calls the sampler in order, so the batches are exactly the sampler's
-    own. `state_dict()` is the sampler's state right after the last batch handed out, which is what
-    a checkpoint must hold to resume from there (the sampler itself may be `depth` batches ahead).
-    """
-
-    def __init__(self, sampler: BalancedSampler, depth: int = 2):
-        import queue
-        import threading
-        self.sampler = sampler
-        self._state = sampler.state_dict()
-        self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, daemon=True, name="batch-prefetch")
-        self._thread.start()
-
-    def _fill(self) -> None:
-        while not self._stop.is_set():
-            try:
-                item = (self.sampler.next_batch(), self.sampler.state_dict(), None)
-            except BaseException as exc:  # re-raised in the training thread, with its file name
-                item = (None, None, exc)
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.1)
-                    break
-                except Exception:
-                    continue
-            if item[2] is not None:
-                return
-
-    def next_batch(self) -> Batch:
-        batch, state, error = self._queue.get()
-        if error is not None:
-            raise error
-        self._state = state
-        return batch
-
-    def state_dict(self) -> dict:
-        return self._state
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)

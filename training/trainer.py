@@ -7,7 +7,9 @@ ResNet; VQGAN: an encoder-quantiser-decoder with a codebook loss); everything el
                    + w * GAN_G                     (after disc_start; w fixed or adaptive)
     D step:  L_D = sum over organelles k with GT of PatchGAN_k's loss (after disc_start)
 
-with balanced partial-label batches (sampler.py), Adam for both, mixed precision on CUDA
+with balanced partial-label batches (sampler.py: read from the data folder through
+dataset.ImageCache or from a training store, store.py; made in the training process or by
+DataLoader workers, loader.py), Adam for both, mixed precision on CUDA
 (bfloat16 where the GPU has it, else float16 with a grad scaler), DDP under torchrun,
 validation with the challenge metrics every `val_every` steps (best checkpoint kept by its
 score), a resumable `last.pt` every `ckpt_every` steps, a tqdm bar and two CSV logs
@@ -18,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,9 +40,11 @@ from preprocessing.ome_io import MODALITIES, ORGANELLES
 from . import distributed
 from .checkpointing import (atomic_save, load_init_checkpoint, load_module_state, load_training_checkpoint,
                             module_state, rng_state, set_rng_state)
-from .dataset import INPUT_NORM, ImageCache, load_fovs, read_exclusion_list, split_by_study
+from .dataset import INPUT_NORM, ImageCache, ImageSource, load_fovs, read_exclusion_list, split_by_study
+from .loader import BatchLoader
 from .losses import partial_discriminator_gan, partial_generator_gan, partial_l1
-from .sampler import BalancedSampler, Prefetcher, SamplerConfig
+from .sampler import BalancedSampler, SamplerConfig
+from .store import TrainingStore
 from .validation import evaluate, validation_items
 
 LAST, BEST = "last.pt", "best.pt"
@@ -60,7 +65,7 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    data: str                                   # ROOT with Study_*/ folders
+    data: str | None                            # ROOT with Study_*/ folders (None: the store's alone)
     out: str                                    # run folder: checkpoints and logs
     preset: str = "small"
     steps: int = 2000
@@ -86,12 +91,14 @@ class TrainConfig:
     pixel_size_um: float | None = None          # resample data to this pixel size (None: native)
     flips: bool = True
     rot90: bool = True
-    cache_gb: float = 2.0
+    cache_gb: float = 2.0                       # ImageCache per process (direct reader only)
+    store: str | None = None                    # train from this store (python -m training.prepare)
     seed: int = 0
     amp: bool = True                            # mixed precision, CUDA only
     device: str | None = None                   # "cpu" | "cuda"; None = CUDA when available
     threads: int | None = None                  # CPU threads for torch (None: torch's default)
-    prefetch: int | None = None                 # batches prepared ahead in a thread (None: 2 on CUDA, 0 on CPU)
+    workers: int | None = None                  # DataLoader processes per rank (None: 0 on CPU, see default_workers)
+    prefetch: int = 2                           # batches each worker keeps ready
     resume: bool = False
     init_from: str | None = None                # start from this run checkpoint's generator weights
     progress: bool = True
@@ -217,17 +224,15 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
         out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)      # same on every rank: identical initial weights
 
-    exclude = read_exclusion_list(cfg.exclude) if cfg.exclude else None
-    fovs = load_fovs(cfg.data, modalities=cfg.modalities or None, organelles=cfg.organelles,
-                     exclude=exclude, max_defocus=cfg.max_defocus)
+    fovs, images = training_data(cfg)
     train_fovs, val_fovs = split_by_study(fovs, cfg.val_fraction, cfg.seed)
     modalities = tuple(m for m in MODALITIES if any(f.modality == m for f in fovs))
-    cache = ImageCache(cfg.pixel_size_um, int(cfg.cache_gb * (1 << 30)))
-    sampler = BalancedSampler(train_fovs, cache, SamplerConfig(
+    # One stream of batches for the run; rank r takes batches r, r + W, ... (loader.py).
+    sampler = BalancedSampler(train_fovs, images, SamplerConfig(
         batch_size=cfg.batch_size, crop=cfg.crop, organelles=cfg.organelles, flips=cfg.flips,
-        rot90=cfg.rot90, scale_jitter=cfg.scale_jitter, seed=cfg.seed * 1009 + info.rank))
-
-    prefetch_depth = cfg.prefetch if cfg.prefetch is not None else (2 if device.type == "cuda" else 0)
+        rot90=cfg.rot90, scale_jitter=cfg.scale_jitter, seed=cfg.seed), start=info.rank,
+        stride=info.world_size)
+    workers = cfg.workers if cfg.workers is not None else default_workers(device)
 
     model_config = family.model_config(cfg)
     divisor = int(model_config.size_divisor)
@@ -309,7 +314,7 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
     def validate() -> None:
         nonlocal best_score
         if info.main and items:
-            metrics = evaluate(generator, items, cache, cfg.organelles, crop=cfg.val_crop,
+            metrics = evaluate(generator, items, images, cfg.organelles, crop=cfg.val_crop,
                                divisor=divisor, device=device, amp_dtype=amp_dtype)
             val_log.write({"step": step, **metrics})
             if metrics["score"] > best_score or not (out / BEST).exists():
@@ -327,8 +332,9 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
     bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.progress and info.main),
                desc=f"{family.arch} {Path(cfg.out).name}", dynamic_ncols=True)
     generator.train()
-    # Created after any resume, so the prefetch thread starts from the restored sampler state.
-    source = Prefetcher(sampler, prefetch_depth) if prefetch_depth > 0 else sampler
+    # Created after any resume, so the workers start from the restored sampler state.
+    source = BatchLoader(sampler, workers, prefetch=cfg.prefetch, pin_memory=device.type == "cuda") \
+        if workers > 0 else sampler
     try:
         while step < end:
             factor = lr_factor(step, cfg)
@@ -398,11 +404,38 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
                 save_last()
         bar.close()
     finally:
-        if isinstance(source, Prefetcher):
+        if isinstance(source, BatchLoader):
             source.close()
     elapsed = time.perf_counter() - t0
     rate = (step - start_step) * cfg.batch_size * info.world_size / max(elapsed, 1e-9)
     return RunResult(out, step, best_score, last_losses, rate)
+
+
+def training_data(cfg: TrainConfig) -> tuple[list, ImageSource]:
+    """The run's fields of view and what reads their images: a training store's memory maps
+    (after checking that the store matches the run) or, without a store, the data folder
+    through an ImageCache."""
+    exclude = read_exclusion_list(cfg.exclude) if cfg.exclude else None
+    selection = dict(modalities=cfg.modalities or None, organelles=cfg.organelles, exclude=exclude,
+                     max_defocus=cfg.max_defocus)
+    if cfg.store is None:
+        if cfg.data is None:
+            raise ValueError("no data: give a data folder, a training store, or both")
+        return load_fovs(cfg.data, **selection), ImageCache(cfg.pixel_size_um, int(cfg.cache_gb * (1 << 30)))
+    store = TrainingStore(cfg.store)
+    store.check_run(data=cfg.data, pixel_size_um=cfg.pixel_size_um, input_norm=INPUT_NORM,
+                    modalities=selection["modalities"], exclude=exclude, max_defocus=cfg.max_defocus)
+    return store.select(**selection), store.images()
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader processes per rank: none on CPU (the model, not the data, is the bottleneck
+    there, and a worker would take a core from it); on CUDA this rank's share of the cores,
+    one left for the training process itself, at most 8."""
+    if device.type != "cuda":
+        return 0
+    per_rank = len(os.sched_getaffinity(0)) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, per_rank - 1))
 
 
 def _agreed(info: distributed.DistInfo, flag: bool) -> bool:

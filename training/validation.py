@@ -17,7 +17,7 @@ from torch import nn
 from metrics.challenge import score_image
 from preprocessing.layout import FieldOfView
 
-from .dataset import ImageCache
+from .dataset import ImageSource
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _centre_window(shape: tuple[int, int], crop: int, divisor: int) -> tuple[sli
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, items: list[ValItem], cache: ImageCache, organelles: tuple[str, ...],
+def evaluate(model: nn.Module, items: list[ValItem], images: ImageSource, organelles: tuple[str, ...],
              *, crop: int, divisor: int, device: torch.device, amp_dtype: torch.dtype | None = None
              ) -> dict[str, float]:
     """Mean challenge metrics per organelle ("<organelle>/<metric>") and the overall "score"."""
@@ -64,15 +64,15 @@ def evaluate(model: nn.Module, items: list[ValItem], cache: ImageCache, organell
     per_metric: dict[str, list[float]] = {}
     try:
         for item in items:
-            tl, gts = cache.pair(item.fov, item.z)
+            tl, gts = images.pair(item.fov, item.z)   # arrays may be float16 memory maps
             wy, wx = _centre_window(tl.shape, crop, divisor)
-            x = torch.from_numpy(np.ascontiguousarray(tl[wy, wx]))[None, None].to(device)
+            x = torch.from_numpy(np.array(tl[wy, wx], np.float32))[None, None].to(device)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 y = model(x)
             pred = y.float()[0].cpu().numpy()
             for k, organelle in enumerate(organelles):
                 if organelle in gts:
-                    scores = score_image(pred[k], gts[organelle][wy, wx], organelle)
+                    scores = score_image(pred[k], np.array(gts[organelle][wy, wx], np.float32), organelle)
                     for metric, value in scores.items():
                         per_metric.setdefault(f"{organelle}/{metric}", []).append(value)
     finally:
