@@ -21,7 +21,7 @@ from metrics.score import ScoreConfig, score_folder
 from models.registry import Manifest
 from preprocessing.evaluation_sets import EvaluationSetError
 from preprocessing.layout import OUTPUT_SUBDIRS, read_bestz_csv
-from preprocessing.ome_io import read_ome_tiff
+from preprocessing.ome_io import read_ome_tiff, write_ome_tiff
 from synthetic.acquisitions import REAL_ACQUISITIONS
 from synthetic.seeds import BENCHMARK_DEV_SEED
 from training.dataset import load_fovs
@@ -123,3 +123,24 @@ def test_verdicts_follow_each_metrics_direction():
     assert verdict("PCC", 0.01, 0.2) == "better" and verdict("PCC", -0.2, -0.01) == "worse"
     assert verdict("MAE", -0.02, -0.01) == "better" and verdict("MAE", 0.01, 0.02) == "worse"
     assert verdict("SSIM", -0.01, 0.02) == "within noise" and verdict("SSIM", float("nan"), 1) == "n/a"
+    assert verdict("PCC", 0.2, 0.3, studies=2) == "too few studies (2)"
+
+
+def test_stored_predictions_survive_a_code_change_only_if_the_pixels_agree(bench, weights_dir):  # noqa: F811
+    work, _, inputs, run, _ = bench
+    run_json = run.root / "run.json"
+    stamp = json.loads(run_json.read_text())
+    run_json.write_text(json.dumps({**stamp, "code": ["older-code"]}))
+    kept = predict_set(inputs, work / "predictions", weights_dir, "rot4", progress=False)
+    assert kept.seconds == run.seconds                     # nothing predicted again
+    assert json.loads(run_json.read_text())["code"] == ["older-code", stamp["code"][0]]
+    target = run.root / OUTPUT_SUBDIRS["nucleus"]
+    fresh = {p.name: read_ome_tiff(p).array for p in target.iterdir()}
+    for path in target.iterdir():   # as if the older code had predicted something else
+        write_ome_tiff(path, np.zeros(read_ome_tiff(path).shape, np.uint16), channel_name="Nucleus")
+    run_json.write_text(json.dumps({**stamp, "code": ["other-code"]}))
+    redone = predict_set(inputs, work / "predictions", weights_dir, "rot4", progress=False)
+    assert json.loads(run_json.read_text())["code"] == stamp["code"]
+    for name, array in fresh.items():
+        np.testing.assert_array_equal(read_ome_tiff(target / name).array, array)
+    assert set(redone.seconds) == set(fresh)

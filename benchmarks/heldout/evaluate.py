@@ -10,6 +10,7 @@ truth, so they are computed once per field and organelle and given to each of it
 """
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,11 @@ class _FieldJob:
 
 def ceiling_names(grids: set[float]) -> list[str]:
     return [f"grid {g:g} um" for g in sorted(grids)] + [f"resize {WINNER_SIDE}"]
+
+
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)   # the pool's processes already fill the cores
 
 
 def _field_numbers(job: _FieldJob) -> dict[str, tuple[dict, dict]]:
@@ -106,7 +112,10 @@ def evaluate_set(studies: Path, inputs: Path, predictions: Path, manifest, secon
         jobs[fov.key] = _FieldJob(fov, job.names + (name,), grids)
     from tqdm import tqdm
     bar = tqdm(total=len(jobs), desc="baselines and ceilings", unit="field", disable=not progress)
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # spawn, not fork: a forked child of a process whose torch thread pool has run deadlocks in
+    # its first torch call (the ceilings resample with torch).
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
         for numbers in pool.map(_field_numbers, jobs.values()):
             for name, (baselines, ceilings) in numbers.items():
                 records[name].baselines, records[name].ceilings = baselines, ceilings

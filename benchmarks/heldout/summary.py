@@ -19,6 +19,8 @@ from metrics.aggregate import AGGREGATE_ORGANELLES, TL_ORDER
 from .evaluate import ImageRecord
 
 BASELINE_NAMES = ("constant", "tl_input")
+# Below this many studies a cluster bootstrap has too few clusters to mean anything.
+MIN_STUDIES_FOR_VERDICT = 5
 
 
 def _mean(values: list[float]) -> float:
@@ -26,7 +28,9 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def verdict(metric: str, low: float, high: float) -> str:
+def verdict(metric: str, low: float, high: float, studies: int = MIN_STUDIES_FOR_VERDICT) -> str:
+    if studies < MIN_STUDIES_FOR_VERDICT:
+        return f"too few studies ({studies})"
     if not (np.isfinite(low) and np.isfinite(high)):
         return "n/a"
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
@@ -57,7 +61,8 @@ def organelle_rows(records: list[ImageRecord], organelle: str, *, n_resamples: i
                     for c in scored[0].ceilings}
         rows[metric] = {"n": len(scored), "studies": len(set(clusters)), "model": _mean(model), **means,
                         "better_baseline": better, "difference": interval.to_json(),
-                        "verdict": verdict(metric, interval.low, interval.high), "ceilings": ceilings}
+                        "verdict": verdict(metric, interval.low, interval.high, interval.n_clusters),
+                        "ceilings": ceilings}
     return rows
 
 
