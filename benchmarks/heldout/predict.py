@@ -92,9 +92,32 @@ def still_valid(process, root: Path, inputs: list[Path], weights: Path, tta: str
     return True
 
 
-def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progress: bool = True
-                ) -> PredictionRun:
-    """Run process.py on every TL file of `inputs` that has no four outputs yet."""
+def adopt(root: Path, inputs: list[Path], other_work: Path, code: str) -> int:
+    """Hard-link the outputs (and seconds) of images that another set's run with the same
+    fingerprint already predicted with this code: the quick subset's images are development images."""
+    other = other_work / root.name
+    if not (other / "run.json").is_file() or code not in json.loads((other / "run.json").read_text())["code"]:
+        return 0
+    theirs = json.loads((other / "seconds.json").read_text()) if (other / "seconds.json").is_file() else {}
+    ours_path = root / "seconds.json"
+    ours = json.loads(ours_path.read_text()) if ours_path.is_file() else {}
+    count = 0
+    for path in inputs:
+        if has_outputs(root, path.name) or not has_outputs(other, path.name) or path.name not in theirs:
+            continue
+        for sub in OUTPUT_SUBDIRS.values():
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            os.link(other / sub / path.name, root / sub / path.name)
+        ours[path.name] = theirs[path.name]
+        count += 1
+    write_json(ours_path, ours)
+    return count
+
+
+def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progress: bool = True,
+                adopt_from: Path | None = None) -> PredictionRun:
+    """Run process.py on every TL file of `inputs` that has no four outputs yet (taking those that
+    `adopt_from`, another set's predictions folder, already holds)."""
     import process  # the container's entry point, exactly as the platform runs it
 
     fingerprint = run_fingerprint(weights, tta)
@@ -109,9 +132,11 @@ def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progres
             shutil.rmtree(root)
             known = []
     root.mkdir(parents=True, exist_ok=True)
-    seconds = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     write_json(run_path, {"weights": str(weights), "tta": tta, "fingerprint": fingerprint,
                           "code": known or [code]})
+    if adopt_from is not None:
+        adopt(root, inputs, Path(adopt_from), code)
+    seconds = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     todo = [p for p in inputs if not has_outputs(root, p.name)]
     failed = []
     from tqdm import tqdm

@@ -81,8 +81,12 @@ def run_benchmark(options: BenchmarkOptions) -> dict:
     work = Path(options.work)
     studies = build_set(plan, work / plan.purpose / "studies", numbers, options.progress)
     inputs = stage(studies, numbers, work / options.set_name / "input")
+    # The quick subset's images belong to the development set: whichever ran first lends the other
+    # its predictions (same weights, settings and code).
+    sibling = {"quick": "development", "development": "quick"}.get(options.set_name)
     predictions = predict_set(inputs, work / options.set_name / "predictions", Path(options.weights),
-                              options.tta, options.progress)
+                              options.tta, options.progress,
+                              adopt_from=work / sibling / "predictions" if sibling else None)
     if predictions.failed:
         raise RuntimeError(f"process.py wrote no four outputs for {len(predictions.failed)} image(s): "
                            + ", ".join(predictions.failed))
