@@ -105,7 +105,8 @@ def scan_predictions(pred_root: str | os.PathLike, gt_root: str | os.PathLike,
         if image.input_path not in headers:
             headers[image.input_path] = _header(image.input_path)
         modality, pixel_size = headers[image.input_path]
-        modality = modality or image.modality
+        if image.input_path is None:   # no TL file to read: the best guess (CSV, study, name)
+            modality = image.modality
         route, geometries = NO_ROUTE, []
         if routes is not None:
             modality, route, geometries = routes.route(modality, organelle)
