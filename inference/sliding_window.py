@@ -11,34 +11,20 @@ weight buffers scale with the image (float32, on the device when they fit, else 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .geometry import MIN_TILE, tile_geometry, window_starts  # noqa: F401 (re-exported)
 from .settings import BLEND_MODES
 from .tta import Transform, transforms
 
 SIGMA_SCALE = 0.125
 WEIGHT_FLOOR = 1e-3
-# Smallest tile an image smaller than the window is padded to (see tile_geometry).
-MIN_TILE = 64
 # Fraction of free GPU memory the output + weight buffers may take before they move to the CPU.
 _DEVICE_BUFFER_SHARE = 0.25
-
-
-def window_starts(size: int, window: int, overlap: float) -> list[int]:
-    """Start offsets along one axis: step int(window * (1 - overlap)), last window flush with the end.
-
-    Same grid as MONAI's dense_patch_slices, so both blend identical windows.
-    """
-    if window >= size:
-        return [0]
-    step = max(int(window * (1.0 - overlap)), 1)
-    count = math.ceil((size - window) / step) + 1
-    return [min(i * step, size - window) for i in range(count)]
 
 
 @functools.lru_cache(maxsize=16)
@@ -75,26 +61,6 @@ def reflect_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -
         x = F.pad(x, step, mode="reflect")
         left, right, top, bottom = (a - b for a, b in zip((left, right, top, bottom), step))
     return x
-
-
-def _round_up(value: int, divisor: int) -> int:
-    return -(-value // divisor) * divisor
-
-
-def tile_geometry(size: int, window: int, divisor: int) -> tuple[int, int, int]:
-    """(tile, pad_before, pad_after) along one axis.
-
-    The window is made a multiple of the divisor. An axis shorter than it gets a tile of its own
-    length, but at least MIN_TILE, rounded up to the divisor: cheaper than padding a 10-pixel image
-    to a 512 window, while a deep model still has a few pixels left at its coarsest level (a 4-pixel
-    tile would be 1 pixel there, which reflection padding and instance norm cannot handle).
-    """
-    tile = max(divisor, window // divisor * divisor)
-    if size >= tile:
-        return tile, 0, 0
-    tile = min(tile, _round_up(max(size, MIN_TILE), divisor))
-    pad = tile - size
-    return tile, pad // 2, pad - pad // 2
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,16 @@
-"""python -m metrics {score,rank,baselines,report}: local scoring exactly as the challenge scores.
+"""python -m metrics {score,rank,baselines,report,defects}: local scoring exactly as the challenge scores.
 
   score     --pred OUT --gt GT [--csv bestz.csv] [--input TL] [--json metrics.json] [--baselines TL] [--strict]
   rank      NAME=DIR_OR_METRICS_JSON ... [--gt GT] [--csv ...] [--baselines TL] [--json leaderboard.json]
   baselines --input TL --out DIR
   report    --pred OUT --gt GT [--csv ...] [--input TL] [--metrics metrics.json] --out REPORT_DIR
+  defects   --pred OUT --gt GT [--input TL] [--weights weights] [--json defects.json] [--enforce]
 
 GT is the challenge's flat layout (GT/images/<organelle>-fluorescence-ome-tiff/<name>) or a study
 layout root (GT/Study_*/). Exit code 0 when every expected file was found and scored, 1 otherwise
 (the tables and files are written either way), 2 for bad arguments. score --strict stops as the
-organizers' evaluation does (exit 1, one line naming the file, no metrics.json).
+organizers' evaluation does (exit 1, one line naming the file, no metrics.json). `defects` exits 0
+unless --enforce is given and a prediction has a finding or cannot be read (then 1).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .table import format_comparison, format_summary
 
 
 _KNOWN_INPUTS = "known-inputs"   # const of a bare --baselines
+_FINDING_LINES = 40              # findings `defects` prints; --json keeps every one
 
 
 def _common(parser: argparse.ArgumentParser, *, gt_required: bool) -> None:
@@ -152,6 +155,26 @@ def cmd_report(args) -> int:
     return 0 if run.ok else 1
 
 
+def cmd_defects(args) -> int:
+    from .defects.scan import format_table, scan_predictions, summarise, write_defects_json  # numpy/scipy work
+
+    records = scan_predictions(args.pred, args.gt, inputs=args.input, weights_dir=args.weights,
+                               progress=not args.quiet)
+    print(format_table(summarise(records)))
+    flagged = [r for r in records if r.report is not None and r.report.flagged]
+    unreadable = [r for r in records if r.report is None]
+    lines = [f"  {r.organelle}/{r.name} [{r.route}]: {line}" for r in flagged for line in r.report.findings]
+    if lines:
+        print(f"\n{len(flagged)} prediction(s) with findings:")
+        print("\n".join(lines[:_FINDING_LINES]))
+        if len(lines) > _FINDING_LINES:
+            print(f"  ... and {len(lines) - _FINDING_LINES} more (all of them: --json)")
+    if args.json:
+        print(f"\ndefects: {write_defects_json(args.json, records)}")
+    _print_problems([r.error for r in unreadable], " (files not checked)")
+    return 1 if args.enforce and (flagged or unreadable) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m metrics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -190,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=Path, help="reuse this metrics.json instead of scoring again")
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("defects", help="saturation, periodic patterns, seams, invented spots, NaN per prediction")
+    p.add_argument("--pred", type=Path, required=True)
+    p.add_argument("--gt", type=Path, required=True, help="ground truth: challenge layout or study layout root")
+    p.add_argument("--input", type=Path, help="TL inputs: which images to check, their modality and pixel size")
+    p.add_argument("--weights", type=Path, help="weights folder: each prediction's route and window geometry "
+                                                "(without it periods are looked for on the image grid, no seams)")
+    p.add_argument("--json", type=Path, help="write the summary and every report here")
+    p.add_argument("--enforce", action="store_true", help="exit 1 when any prediction has a finding")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_defects)
     return parser
 
 
