@@ -18,7 +18,6 @@ from metrics.baselines import write_baselines
 from metrics.ceiling import through_grid
 from metrics.challenge import score_image
 from metrics.score import ScoreConfig, score_folder
-from models.registry import Manifest
 from preprocessing.evaluation_sets import EvaluationSetError
 from preprocessing.layout import OUTPUT_SUBDIRS, read_bestz_csv
 from preprocessing.ome_io import read_ome_tiff, write_ome_tiff
@@ -41,8 +40,7 @@ def bench(tmp_path_factory, weights_dir):  # noqa: F811
     studies = build_set(TINY, work / "studies", progress=False)
     inputs = stage(studies, None, work / "input")
     run = predict_set(inputs, work / "predictions", weights_dir, "rot4", progress=False)
-    manifest = Manifest.load(weights_dir / "manifest.json")
-    records = evaluate_set(studies, inputs[0].parent, run.root, manifest, run.seconds, workers=1, progress=False)
+    records = evaluate_set(studies, inputs[0].parent, run.root, weights_dir, run.seconds, workers=1, progress=False)
     return work, studies, inputs, run, records
 
 
@@ -96,7 +94,10 @@ def test_records_match_independent_scoring(bench, tmp_path):
     _, studies, inputs, run, records = bench
     by_name = {r.name: r for r in records}
     record = by_name["image_10010000_BF_z4.ome.tiff"]
-    assert record.routes == {"nucleus": "p2p+vq", "actin": "p2p"} and record.deviation == 0
+    assert record.routes == {"nucleus": "p2p+vq", "mitochondria": "p2p", "tubulin": "p2p", "actin": "p2p"}
+    assert record.deviation == 0
+    # every prediction is scanned for defects, with or without ground truth
+    assert set(record.defects) == set(record.routes) and "flagged" in record.defects["tubulin"]
     gt = read_ome_tiff(studies / "Study_1001" / "image_10010000_Nucleus.ome.tiff")
     pred = read_ome_tiff(run.root / OUTPUT_SUBDIRS["nucleus"] / record.name).array
     assert record.model["nucleus"] == pytest.approx(score_image(pred, gt.array, "nucleus"))
@@ -122,6 +123,7 @@ def test_summary_and_tables(bench):
     assert set(summary["by_modality"]) == {"BF", "PC", "DIC"}
     assert set(summary["by_deviation"]) == {0, 1, 2, 3, 5}
     assert summary["speed"]["all"]["images"] == 7
+    assert summary["defects"]["tubulin"]["p2p (PC)"]["images"] == 2
     for markdown in (False, True):
         text = report_text(summary, "tiny", markdown)
         assert "nucleus (5, 2)" in text and "grid 0.1 um" in text

@@ -18,9 +18,10 @@ from pathlib import Path
 from metrics.baselines import baseline_arrays
 from metrics.ceiling import WINNER_SIDE, through_grid, through_resize
 from metrics.challenge import score_image
+from metrics.defects.scan import scan_predictions
 from metrics.score import ScoreConfig, score_folder
 from preprocessing.layout import FieldOfView, index_studies
-from preprocessing.ome_io import read_ome_tiff
+from preprocessing.ome_io import ORGANELLES, read_ome_tiff
 
 REFERENCE_GRID_UM = 0.1   # a finer grid than the shipped models', for comparison
 
@@ -33,11 +34,11 @@ class ImageRecord:
     deviation: int
     shape: tuple[int, int]
     pixel_size_um: float | None
-    routes: dict[str, str]                        # organelle -> checkpoint names joined by "+"
+    routes: dict[str, str]                        # organelle -> checkpoint names joined by "+" (all four)
     model: dict[str, dict] = field(default_factory=dict)      # organelle -> metric -> value
     baselines: dict[str, dict] = field(default_factory=dict)  # baseline -> organelle -> metrics
     ceilings: dict[str, dict] = field(default_factory=dict)   # ceiling -> organelle -> metrics
-    defects: dict[str, dict] = field(default_factory=dict)    # organelle -> defect report
+    defects: dict[str, dict] = field(default_factory=dict)    # organelle -> DefectReport.to_json() (all four)
     seconds: float | None = None
 
     def to_json(self) -> dict:
@@ -84,9 +85,12 @@ def _field_numbers(job: _FieldJob) -> dict[str, tuple[dict, dict]]:
     return out
 
 
-def evaluate_set(studies: Path, inputs: Path, predictions: Path, manifest, seconds: dict,
+def evaluate_set(studies: Path, inputs: Path, predictions: Path, weights: Path, seconds: dict,
                  workers: int = 2, progress: bool = True) -> list[ImageRecord]:
     """One record per TL image under `inputs`, with everything the report needs."""
+    from models.registry import Manifest
+
+    manifest = Manifest.load(Path(weights) / "manifest.json")
     run = score_folder(predictions, studies, csv=Path(studies) / "bestz.csv", inputs=inputs,
                        config=ScoreConfig(workers=workers, progress=progress, strict=True))
     if run.problems:
@@ -99,15 +103,15 @@ def evaluate_set(studies: Path, inputs: Path, predictions: Path, manifest, secon
         fov = fov_of[name]
         image = read_ome_tiff(pair_record.input_path)
         modality, _ = manifest.effective_modality(image.modality)
-        routes = {o: manifest.resolve(modality, o) for o in fov.ground_truth}
+        routes = {o: manifest.resolve(modality, o) for o in ORGANELLES}
         records[name] = ImageRecord(
             name=name, study=fov.study, modality=pair_record.modality, deviation=pair_record.deviation,
             shape=image.shape, pixel_size_um=image.pixel_size_um[0] if image.pixel_size_um else None,
             routes={o: "+".join(names) for o, names in routes.items()},
             model={o: scores[name][o] for o in fov.ground_truth}, seconds=seconds.get(name))
         # A checkpoint on the image's own grid (pixel size None) resamples nothing: no ceiling.
-        grids = {o: tuple(float(p) for n in names if (p := manifest.spec(n).pixel_size_um) is not None)
-                 for o, names in routes.items()}
+        grids = {o: tuple(float(p) for n in routes[o] if (p := manifest.spec(n).pixel_size_um) is not None)
+                 for o in fov.ground_truth}
         job = jobs.setdefault(fov.key, _FieldJob(fov, (), grids))
         jobs[fov.key] = _FieldJob(fov, job.names + (name,), grids)
     from tqdm import tqdm
@@ -121,4 +125,8 @@ def evaluate_set(studies: Path, inputs: Path, predictions: Path, manifest, secon
                 records[name].baselines, records[name].ceilings = baselines, ceilings
             bar.update()
     bar.close()
+    # Every prediction is scanned, with or without ground truth: a defect shows either way.
+    for found in scan_predictions(predictions, studies, inputs, weights, progress=progress):
+        records[found.name].defects[found.organelle] = (
+            found.report.to_json() if found.report is not None else {"error": found.error, "flagged": ["error"]})
     return [records[n] for n in sorted(records)]

@@ -74,8 +74,6 @@ def _commit() -> str | None:
 
 
 def run_benchmark(options: BenchmarkOptions) -> dict:
-    from models.registry import Manifest
-
     start = time.perf_counter()
     plan, numbers = resolve(options.set_name)
     work = Path(options.work)
@@ -90,9 +88,8 @@ def run_benchmark(options: BenchmarkOptions) -> dict:
     if predictions.failed:
         raise RuntimeError(f"process.py wrote no four outputs for {len(predictions.failed)} image(s): "
                            + ", ".join(predictions.failed))
-    manifest = Manifest.load(Path(options.weights) / "manifest.json")
-    records = evaluate_set(studies, inputs[0].parent, predictions.root, manifest, predictions.seconds,
-                           options.workers, options.progress)
+    records = evaluate_set(studies, inputs[0].parent, predictions.root, Path(options.weights),
+                           predictions.seconds, options.workers, options.progress)
     summary = summarise(records, n_resamples=options.resamples)
     result = {
         "set": options.set_name, "purpose": plan.purpose, "seed": plan.seed, "plan": plan.fingerprint,

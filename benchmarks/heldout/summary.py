@@ -84,17 +84,19 @@ def speed(records: list[ImageRecord]) -> dict:
 
 
 def defect_counts(records: list[ImageRecord]) -> dict[str, dict[str, dict]]:
-    """organelle -> route -> {"images": n, "with findings": n, detector: images with a finding}."""
+    """organelle -> "route (modality)" -> {"images": n, "with findings": n, detector: images}."""
     table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     for r in records:
-        for organelle, report in r.defects.items():
-            cell = table[organelle][r.routes.get(organelle, "?")]
+        for organelle in AGGREGATE_ORGANELLES:
+            if organelle not in r.defects:
+                continue
+            cell = table[organelle][f"{r.routes.get(organelle, '?')} ({r.modality})"]
             cell["images"] += 1
-            kinds = {f.split(":", 1)[0] for f in report.get("findings", [])}
-            cell["with findings"] += bool(kinds)
-            for kind in kinds:
-                cell[kind] += 1
-    return {o: {route: dict(c) for route, c in routes.items()} for o, routes in table.items()}
+            flagged = r.defects[organelle].get("flagged", [])
+            cell["with findings"] += bool(flagged)
+            for detector in flagged:
+                cell[detector] += 1
+    return {o: {route: dict(c) for route, c in sorted(routes.items())} for o, routes in table.items()}
 
 
 def summarise(records: list[ImageRecord], *, n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from metrics.challenge import LOWER_IS_BETTER
+from metrics.defects import DETECTORS
 
 _BASELINE_LABEL = {"constant": "constant", "tl_input": "TL input"}
 
@@ -64,8 +65,8 @@ def grouped_table(groups: dict, title: str, markdown: bool = False) -> str:
 
 
 def defect_table(defects: dict, markdown: bool = False) -> str:
-    kinds = sorted({k for routes in defects.values() for c in routes.values() for k in c
-                    if k not in ("images", "with findings")})
+    seen = {k for routes in defects.values() for c in routes.values() for k in c}
+    kinds = [k for k in (*DETECTORS, "error") if k in seen]
     header = ["organelle", "route", "images", "with findings", *kinds]
     rows = [[o, route, str(c["images"]), str(c["with findings"]), *(str(c.get(k, 0)) for k in kinds)]
             for o, routes in defects.items() for route, c in sorted(routes.items())]
