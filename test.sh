@@ -5,8 +5,9 @@
 #   ./test.sh --no-build reuse the image DOCKER_TAG as it is
 # Steps: stage test/studies as the challenge's flat input folder (scripts/stage_inputs.py); run;
 # check every output (scripts/check_outputs.py: four folders, same names, same shapes, OME-XML with
-# the input's pixel size); score (python -m metrics score); compare with test/thresholds.json
-# (scripts/check_thresholds.py, which documents the file). Any failure stops with "test.sh: FAILED".
+# the input's pixel size); score (python -m metrics score --strict); scan for visible defects
+# (python -m metrics defects); compare with test/thresholds.json (scripts/check_thresholds.py, which
+# documents the file). Any failure stops with "test.sh: FAILED".
 #
 # The container runs as the platform runs it: no arguments (default /input and /output), no network,
 # capped memory / shared memory / processes / CPUs, no capabilities, no privilege escalation, input
@@ -14,6 +15,7 @@
 #
 # Environment (defaults in brackets):
 #   DOCKER_TAG [lightmycells:latest]  STUDIES [test/studies]  THRESHOLDS [test/thresholds.json]
+#   WEIGHTS [weights]: the manifest whose routes the defect scan reports (the image bakes in weights/)
 #   WORK [build/test-run]: inputs, outputs and metrics.json are left here for inspection
 #   MEMORY [16g]  SHM_SIZE [1g]  PIDS_LIMIT [256]  CPUS [min(4, cores)]  TMPFS_SIZE [4g]
 #   GPUS [auto]: auto = --gpus all when nvidia-smi works; all; none
@@ -28,7 +30,7 @@ for arg in "$@"; do
   case "$arg" in
     --local) mode=local ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument $arg (see ./test.sh --help)" >&2; exit 2 ;;
   esac
 done
@@ -159,8 +161,16 @@ if [ "$beat" = True ]; then
   done
 fi
 
+# What a person would see and the metrics miss (saturated corners, checkerboards, seams, invented
+# spots, NaN): every prediction is scanned with the routes the shipped manifest gives its modality.
+# The findings fail the run only where the thresholds file sets enforce_defects.
+step "scanning every prediction for visible defects (python -m metrics defects)"
+"$py" -m metrics defects --pred "$out" --gt "$STUDIES" --input "$stage/images/organelles-transmitted-light-ome-tiff" \
+  --weights "${WEIGHTS:-weights}" --json "$out/defects.json" --quiet || fail "the defect scan could not run"
+
 step "comparing with $THRESHOLDS"
 "$py" -m scripts.check_thresholds --metrics "$out/metrics.json" --thresholds "$THRESHOLDS" "${baseline_args[@]}" \
+  --defects "$out/defects.json" \
   || fail "metrics below the bar in $THRESHOLDS (or unusable files, see above)"
 
 echo "test.sh: PASSED ($mode: $n_inputs inputs, run ${run_seconds}s, total $(( $(date +%s) - started ))s;" \

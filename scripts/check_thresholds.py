@@ -9,7 +9,10 @@ thresholds.json (every key optional except where noted; keys starting with "_" a
                                                 # strictly better than that baseline's
      "min": {"nucleus": {"PCC": 0.1, ...}},    # agregate[organelle][metric] >= value
      "max": {"nucleus": {"MAE": 0.5, ...}},    # agregate[organelle][metric] <= value
-     "min_at_deviation": {"0": {"nucleus": {"PCC": 0.8}}}}   # z_deviation[organelle][dz][metric] >= value
+     "min_at_deviation": {"0": {"nucleus": {"PCC": 0.8}}},   # z_deviation[organelle][dz][metric] >= value
+     "enforce_defects": false}                 # true: every organelle x route row of the defect
+                                                # scan given by --defects (python -m metrics defects
+                                                # --json) must have no finding; false: printed only
 Organelles are nucleus|mitochondria|tubulin|actin; metrics are PCC, SSIM (all organelles) and MAE,
 E_dist, C_dist (nucleus, mitochondria). A threshold whose metric is missing or NaN in metrics.json
 fails: a bar that is set must be measured. Unknown keys are an error, so a typo never silently
@@ -30,7 +33,7 @@ if __package__ in (None, ""):  # run as a file: make the repository's packages i
 
 from metrics.challenge import LOWER_IS_BETTER, METRICS_BY_ORGANELLE  # noqa: E402
 
-TOP_LEVEL_KEYS = {"require_beat_baselines", "min", "max", "min_at_deviation"}
+TOP_LEVEL_KEYS = {"require_beat_baselines", "min", "max", "min_at_deviation", "enforce_defects"}
 
 
 class ThresholdError(ValueError):
@@ -44,6 +47,7 @@ class Thresholds:
     max: dict[str, dict[str, float]] = field(default_factory=dict)
     # focus deviation |image_z - best_z| -> organelle -> metric -> lower bound
     min_at_deviation: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    enforce_defects: bool = False
 
 
 @dataclass
@@ -84,9 +88,10 @@ def load_thresholds(path: str | os.PathLike) -> Thresholds:
     unknown = {k for k in raw if not k.startswith("_")} - TOP_LEVEL_KEYS
     if unknown:
         raise ThresholdError(f"{path}: unknown key(s) {sorted(unknown)}; expected {sorted(TOP_LEVEL_KEYS)}")
-    beat = raw.get("require_beat_baselines", False)
-    if not isinstance(beat, bool):
-        raise ThresholdError(f"{path}: require_beat_baselines must be true or false, not {beat!r}")
+    beat, enforce = raw.get("require_beat_baselines", False), raw.get("enforce_defects", False)
+    for key, flag in (("require_beat_baselines", beat), ("enforce_defects", enforce)):
+        if not isinstance(flag, bool):
+            raise ThresholdError(f"{path}: {key} must be true or false, not {flag!r}")
     at_deviation = raw.get("min_at_deviation", {})
     if not isinstance(at_deviation, dict):
         raise ThresholdError(f"{path}: 'min_at_deviation' must be an object {{deviation: {{organelle: ...}}}}")
@@ -98,7 +103,24 @@ def load_thresholds(path: str | os.PathLike) -> Thresholds:
             raise ThresholdError(f"{path}: min_at_deviation: {key!r} is not a focus deviation (0, 1, ...)") from None
         per_deviation[deviation] = _bounds(bounds, f"min_at_deviation.{key}", path)
     return Thresholds(beat, _bounds(raw.get("min", {}), "min", path), _bounds(raw.get("max", {}), "max", path),
-                      per_deviation)
+                      per_deviation, enforce)
+
+
+def load_defect_rows(path: str | os.PathLike) -> list[dict]:
+    """The per organelle x route rows of a defects.json (python -m metrics defects --json)."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text())["summary"]
+        return [r for r in rows if isinstance(r, dict) and {"organelle", "route", "any", "errors"} <= set(r)]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ThresholdError(f"{path}: cannot read a defect scan ({exc})") from exc
+
+
+def defect_checks(rows: list[dict]) -> list[Check]:
+    """One check per organelle x route: no prediction with a finding and none unreadable."""
+    return [Check(f"{r['organelle']} {r['route']}: no defect findings ({r['any']} of {r['images']} "
+                  f"predictions flagged, {r['errors']} unreadable)", float(r["any"] + r["errors"]),
+                  r["any"] == 0 and r["errors"] == 0) for r in rows]
 
 
 def _load_table(path: str | os.PathLike, key: str) -> dict:
@@ -175,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--thresholds", required=True, type=Path)
     parser.add_argument("--baseline", action="append", default=[], metavar="NAME=METRICS_JSON")
+    parser.add_argument("--defects", type=Path, help="defects.json of python -m metrics defects: "
+                                                     "checked when enforce_defects is true, else printed")
     args = parser.parse_args(argv)
     try:
         thresholds = load_thresholds(args.thresholds)
@@ -186,10 +210,18 @@ def main(argv: list[str] | None = None) -> int:
             if not sep:
                 raise ThresholdError(f"--baseline {item!r}: expected NAME=METRICS_JSON")
             baselines[name] = load_aggregate(path)
+        defects = defect_checks(load_defect_rows(args.defects)) if args.defects else []
     except ThresholdError as exc:
         print(f"check_thresholds: {exc}", file=sys.stderr)
         return 2
     checks = evaluate(aggregate, thresholds, baselines, deviations)
+    if thresholds.enforce_defects:
+        if args.defects is None:
+            checks.append(Check("enforce_defects: no defect scan given (--defects)", math.nan, False))
+        checks += defects
+    else:
+        for check in defects:
+            print(f"  INFO  {check.description} (not enforced: enforce_defects is false)")
     failed = [c for c in checks if not c.passed]
     for check in checks:
         print(f"  {'PASS' if check.passed else 'FAIL'}  {check.description}: {check.value:.4f}")

@@ -198,3 +198,41 @@ def test_thresholds_at_a_focus_deviation_read_the_z_deviation_table(tmp_path: Pa
         "nucleus PCC at focus deviation 5 >= 0.1 (not measured)": False}
     with pytest.raises(ThresholdError, match="not a focus deviation"):
         load_thresholds(_thresholds(tmp_path, {"min_at_deviation": {"best": {}}}))
+
+
+def _defect_scan(tmp_path: Path, saturated_corners: bool) -> Path:
+    """A real defects.json: the detectors run on one clean or one corner-saturated prediction."""
+    from metrics.defects import find_defects
+    from metrics.defects.scan import DefectRecord, write_defects_json
+
+    yy, xx = np.mgrid[0:128, 0:128]
+    pred = (20000 * np.exp(-((yy - 64) ** 2 + (xx - 64) ** 2) / 400.0)).astype(np.uint16)
+    if saturated_corners:
+        for y, x in [(0, 0), (0, 126), (126, 0), (126, 126)]:
+            pred[y:y + 2, x:x + 2] = 65535
+    record = DefectRecord("a.tiff", "actin", "BF", "vq_actin", tmp_path / "a.tiff", False,
+                          find_defects(pred, organelle="actin"))
+    return write_defects_json(tmp_path / f"defects_{saturated_corners}.json", [record])
+
+
+def test_defect_findings_fail_only_when_enforced(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"results": [], "agregate": {"actin": {"PCC": 0.3}}}')
+    cmd = [sys.executable, "-m", "scripts.check_thresholds", "--metrics", str(metrics), "--thresholds"]
+    for enforce in (False, True):
+        bar = str(_thresholds(tmp_path, {"enforce_defects": enforce}))
+        flagged = subprocess.run(cmd + [bar, "--defects", str(_defect_scan(tmp_path, True))],
+                                 capture_output=True, text=True, cwd=REPO)
+        clean = subprocess.run(cmd + [bar, "--defects", str(_defect_scan(tmp_path, False))],
+                               capture_output=True, text=True, cwd=REPO)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        if enforce:
+            assert flagged.returncode == 1
+            assert "FAIL  actin vq_actin: no defect findings (1 of 1 predictions flagged" in flagged.stdout
+        else:
+            assert flagged.returncode == 0 and "INFO  actin vq_actin" in flagged.stdout
+    missing = subprocess.run(cmd + [str(_thresholds(tmp_path, {"enforce_defects": True}))],
+                             capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 1 and "no defect scan given" in missing.stdout
+    with pytest.raises(ThresholdError, match="true or false"):
+        load_thresholds(_thresholds(tmp_path, {"enforce_defects": 1}))
