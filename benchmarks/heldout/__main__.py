@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--plan", action="store_true", help="print the set's composition and stop")
+    parser.add_argument("--report", action="store_true",
+                        help="print the tables of the last run (WORK/<set>/summary.json) and stop")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
@@ -38,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         from .describe import describe_plan
         print(describe_plan(*resolve(args.set_name)))
+        return 0
+    if args.report:
+        import json
+        path = args.work / args.set_name / "summary.json"
+        if not path.is_file():
+            print(f"benchmarks.heldout: no run of the {args.set_name} set yet ({path} is missing)", file=sys.stderr)
+            return 1
+        result = json.loads(path.read_text())
+        print(report_text(result["summary"], f"{args.set_name} set (seed {result['seed']}, TTA {result['tta']}, "
+                                             f"commit {result['commit']})", args.markdown))
         return 0
     options = BenchmarkOptions(args.set_name, args.work, args.weights, args.tta, args.workers,
                                args.resamples, not args.quiet)

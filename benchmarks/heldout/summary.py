@@ -83,6 +83,9 @@ def speed(records: list[ImageRecord]) -> dict:
     return out
 
 
+GROUND_TRUTH_ROW = "ground truth (control)"
+
+
 def defect_counts(records: list[ImageRecord]) -> dict[str, dict[str, dict]]:
     """organelle -> "route (modality)" -> {"images": n, "with findings": n, detector: images}."""
     table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
@@ -93,6 +96,18 @@ def defect_counts(records: list[ImageRecord]) -> dict[str, dict[str, dict]]:
             cell = table[organelle][f"{r.routes.get(organelle, '?')} ({r.modality})"]
             cell["images"] += 1
             flagged = r.defects[organelle].get("flagged", [])
+            cell["with findings"] += bool(flagged)
+            for detector in flagged:
+                cell[detector] += 1
+    # The control: each field's ground truth, once per field (its slices share it).
+    fields: set = set()
+    for r in records:
+        for organelle, flagged in r.gt_defects.items():
+            if (r.field_key, organelle) in fields:
+                continue
+            fields.add((r.field_key, organelle))
+            cell = table[organelle][GROUND_TRUTH_ROW]
+            cell["images"] += 1
             cell["with findings"] += bool(flagged)
             for detector in flagged:
                 cell[detector] += 1
