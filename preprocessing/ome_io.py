@@ -8,6 +8,7 @@ comes back as None so the caller can fall back and log.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -18,6 +19,8 @@ import numpy as np
 import tifffile
 
 from preprocessing.atomic_write import atomic_target
+
+log = logging.getLogger(__name__)
 
 MODALITIES = ("BF", "PC", "DIC")
 ORGANELLES = ("nucleus", "mitochondria", "tubulin", "actin")
@@ -33,6 +36,10 @@ _MODALITY_ALIASES = {
 }
 # OME length units → factor to micrometres.
 _UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6, "Å": 1e-4}
+
+
+# TIFF resolution tags are ratios of uint32: pixels per cm outside this range round to 0 or overflow.
+_RESOLUTION_RANGE = (1e-6, 4e9)
 
 
 class OmeReadError(ValueError):
@@ -194,11 +201,17 @@ def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: 
         raise ValueError(f"{path}: expected a 2D array, got shape {plane.shape}")
     metadata: dict = {"axes": "TCZYX", "Channel": {"Name": [channel_name]}}
     kwargs: dict = {}
-    if pixel_size_um is not None:
-        py, px = (float(v) for v in pixel_size_um)
+    sizes = _writable_pixel_size(path, pixel_size_um)
+    if sizes is not None:
+        py, px = sizes
         metadata.update(PhysicalSizeX=px, PhysicalSizeXUnit="µm",
                         PhysicalSizeY=py, PhysicalSizeYUnit="µm")
-        kwargs.update(resolution=(1e4 / px, 1e4 / py), resolutionunit="CENTIMETER")
+        resolution = (1e4 / px, 1e4 / py)
+        if all(_RESOLUTION_RANGE[0] <= r <= _RESOLUTION_RANGE[1] for r in resolution):
+            kwargs.update(resolution=resolution, resolutionunit="CENTIMETER")
+        else:
+            log.warning("%s: pixel size %g x %g µm does not fit the TIFF resolution tags (a ratio of "
+                        "32-bit integers); written in the OME-XML only", path.name, py, px)
     if extra_metadata:
         metadata.update(extra_metadata)
     if compression:
@@ -207,6 +220,24 @@ def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: 
         tifffile.imwrite(tmp, plane[None, None, None], ome=True, photometric="minisblack",
                          metadata=metadata, **kwargs)
     return path
+
+
+def _writable_pixel_size(path: Path, pixel_size_um) -> tuple[float, float] | None:
+    """(y, x) µm when both are finite and positive as the float32 OME-XML stores them; else None,
+    with a warning: an odd pixel size loses the metadata, never the image."""
+    if pixel_size_um is None:
+        return None
+    try:
+        py, px = (float(v) for v in pixel_size_um)
+    except (TypeError, ValueError):
+        log.warning("%s: pixel size %r is not two numbers; omitted", path.name, pixel_size_um)
+        return None
+    with np.errstate(all="ignore"):
+        as_stored = np.float32([py, px])
+    if not (np.all(np.isfinite(as_stored)) and np.all(as_stored > 0)):
+        log.warning("%s: pixel size %r x %r µm is not a finite positive float32; omitted", path.name, py, px)
+        return None
+    return py, px
 
 
 def list_tiffs(folder: str | os.PathLike) -> list[Path]:

@@ -111,3 +111,22 @@ def test_a_three_pixel_wide_stack_is_a_stack_not_colour(tmp_path):
         read_ome_tiff(narrow)
     with pytest.raises(OmeReadError, match=r"narrow\.tiff"):
         load_input(narrow)  # the rescue averages colour only, never a stack's columns
+
+
+@pytest.mark.parametrize("pixel", [(1e-30, 1e-30), (5e-324, 0.1), (float("inf"), 0.1), (1e300, 1e300),
+                                   (2e-6, 2e-6), (1e30, 0.1), (-0.1, 0.1), (float("nan"), 0.1), (0.0, 0.0)])
+def test_odd_pixel_sizes_never_raise_and_are_kept_or_omitted_with_a_warning(tmp_path, pixel, caplog):
+    path = write_ome_tiff(tmp_path / "odd.tiff", _plane((8, 8)), channel_name="BF", pixel_size_um=pixel)
+    with tifffile.TiffFile(path) as tif:
+        xml, tags = tif.ome_metadata, tif.pages[0].tags
+        assert tif.asarray().shape == (8, 8)
+    with np.errstate(over="ignore"):
+        kept = all(np.isfinite(np.float32(v)) and np.float32(v) > 0 for v in pixel)
+    assert ("PhysicalSizeX=" in xml) == kept
+    if kept:
+        assert read_ome_tiff(path).pixel_size_um == pytest.approx(pixel, rel=1e-6)
+    resolution_ok = kept and all(1e-6 <= 1e4 / v <= 4e9 for v in pixel)
+    assert resolution_ok or "odd.tiff" in caplog.text   # whatever was left out was said
+    if resolution_ok:
+        num, den = tags["XResolution"].value
+        assert num / den == pytest.approx(1e4 / pixel[1], rel=1e-4)
