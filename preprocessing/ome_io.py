@@ -12,7 +12,9 @@ import logging
 import os
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +30,15 @@ ORGANELLES = ("nucleus", "mitochondria", "tubulin", "actin")
 ORGANELLE_FILE_NAMES = {"nucleus": "Nucleus", "mitochondria": "Mitochondria",
                         "tubulin": "Tubulin", "actin": "Actin"}
 
-# Spellings seen for the modality in Channel/@Name or @Fluor, upper-cased, spaces removed.
-_MODALITY_ALIASES = {
-    "BF": "BF", "BRIGHTFIELD": "BF", "TL-BF": "BF", "TL_BF": "BF",
-    "PC": "PC", "PHASE": "PC", "PHASECONTRAST": "PC", "PH": "PC", "TL-PC": "PC", "TL_PC": "PC",
-    "DIC": "DIC", "DIFFERENTIALINTERFERENCECONTRAST": "DIC", "TL-DIC": "DIC", "TL_DIC": "DIC",
+# Words that name a modality in Channel/@Name or @Fluor, after upper-casing and splitting at every
+# separator and letter/digit boundary ("Phase_Contrast", "Ph2", "DIC-TL", "TL DIC", "Nomarski").
+_MODALITY_WORDS = {
+    "BF": "BF", "BRIGHT": "BF", "BRIGHTFIELD": "BF",
+    "PC": "PC", "PH": "PC", "PHC": "PC", "PHASE": "PC", "PHASECONTRAST": "PC", "ZERNIKE": "PC",
+    "DIC": "DIC", "NOMARSKI": "DIC", "DIFFERENTIAL": "DIC", "DIFFERENTIALINTERFERENCECONTRAST": "DIC",
 }
+# Words that say "transmitted light" without naming which kind.
+_TL_WORDS = {"TL", "TRANS", "TRANSMITTED", "TRANSMISSION"}
 # OME length units → factor to micrometres.
 _UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6, "Å": 1e-4}
 
@@ -62,12 +67,41 @@ class OmeImage:
         return self.array.shape  # type: ignore[return-value]
 
 
+def _words(name: str) -> list[str]:
+    return re.findall(r"[A-Z]+|[0-9]+", str(name).upper())
+
+
 def normalise_modality(name: str | None) -> str | None:
-    """Map a free-text channel name to BF/PC/DIC, or None when it is not recognisable."""
+    """Map a free-text channel name to BF/PC/DIC, or None when it is not recognisable (or names
+    two modalities at once). Case and separators do not matter: "phase-contrast", "Ph2", "TL DIC"."""
     if not name:
         return None
-    key = re.sub(r"\s+", "", str(name)).upper()
-    return _MODALITY_ALIASES.get(key)
+    words = _words(name)
+    found = {_MODALITY_WORDS[w] for w in words + ["".join(words)] if w in _MODALITY_WORDS}
+    return found.pop() if len(found) == 1 else None
+
+
+def is_transmitted_light(name: str | None) -> bool:
+    """True for a channel name that says it is the TL channel ("BF", "DIC", "TL", "Trans")."""
+    return bool(name) and (normalise_modality(name) is not None or bool(_TL_WORDS & set(_words(name))))
+
+
+def channel_names(ome_xml: str | None) -> list[str | None]:
+    """Channel/@Name (else @Fluor) of the first image's channels in order; [] when unknown."""
+    root = _parse(ome_xml)
+    pixels = _find_pixels(root) if root is not None else None
+    if pixels is None:
+        return []
+    return [c.get("Name") or c.get("Fluor") for c in pixels if _local(c.tag) == "Channel"]
+
+
+def _parse(ome_xml: str | None) -> ET.Element | None:
+    if not ome_xml:
+        return None
+    try:
+        return ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return None
 
 
 def _local(tag: str) -> str:
@@ -120,26 +154,109 @@ def _pixel_size(pixels: ET.Element) -> tuple[float, float] | None:
     return sizes[0], sizes[1]
 
 
+@dataclass
+class RawTiff:
+    """The first series of a TIFF exactly as stored, and the metadata around it."""
+
+    data: np.ndarray
+    axes: str                          # tifffile's labels (upper case), "?" each when unknown
+    ome_xml: str | None
+    extra_samples: int = 0             # alpha and other extra samples, last along the S axis
+    imagej: dict | None = None         # ImageJ's description (unit, spacing, ...) when present
+    resolution: tuple | None = None    # (x pixels per unit, y pixels per unit, ResolutionUnit value)
+    tifffile_notes: list[str] = field(default_factory=list)   # what tifffile logged while reading
+
+
+# Files bigger than this are refused before decoding: 2^28 elements of float64 are already 2 GB.
+MAX_SERIES_ELEMENTS = 2 ** 28
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _tifffile_log_captured() -> Iterator[list[str]]:
+    """tifffile logs its fallbacks (a broken OME header, a missing page) at ERROR level even when
+    it then reads the file fine; collect them instead, so the caller decides what they mean."""
+    logger, handler = logging.getLogger("tifffile"), _Collect()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def read_tiff(path: str | os.PathLike) -> RawTiff:
+    """The file's first series with its metadata. Raises OmeReadError (naming the file and, when
+    tifffile logged something on the way, what it said) for anything tifffile cannot read."""
+    path = Path(path)
+    with _tifffile_log_captured() as notes:
+        try:
+            raw = _read(path)
+        except OmeReadError as exc:
+            raise OmeReadError(_with_notes(str(exc), notes)) from exc.__cause__
+        except Exception as exc:  # tifffile raises many kinds for truncated or foreign files
+            raise OmeReadError(_with_notes(f"{path}: unreadable TIFF ({type(exc).__name__}: {exc})",
+                                           notes)) from exc
+    raw.tifffile_notes = list(notes)
+    for note in notes:   # the file was read: tifffile's complaint is a detail, not an error
+        log.info("%s: tifffile: %s", path.name, note)
+    return raw
+
+
+def _with_notes(message: str, notes: list[str]) -> str:
+    return message + (f" [tifffile: {'; '.join(notes)}]" if notes else "")
+
+
+def _read(path: Path) -> RawTiff:
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise OmeReadError(f"{path}: TIFF holds no image series")
+        series = tif.series[0]
+        elements = int(np.prod(series.shape, dtype=np.float64))
+        if elements > MAX_SERIES_ELEMENTS:
+            raise OmeReadError(f"{path}: {series.shape} holds {elements} values, over the bound of "
+                               f"{MAX_SERIES_ELEMENTS}")
+        data = np.asarray(series.asarray())
+        axes = series.axes.upper()
+        page = tif.pages[0]
+        tags = page.tags
+        resolution = None
+        if "XResolution" in tags and "YResolution" in tags:
+            unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 2  # TIFF default: inch
+            resolution = (_ratio(tags["XResolution"].value), _ratio(tags["YResolution"].value), int(unit))
+        raw = RawTiff(data=data, axes=axes if len(axes) == data.ndim else "?" * data.ndim,
+                      ome_xml=tif.ome_metadata, extra_samples=len(getattr(page, "extrasamples", ()) or ()),
+                      imagej=tif.imagej_metadata if tif.is_imagej else None, resolution=resolution)
+    if data.dtype.kind not in "uifb":
+        raise OmeReadError(f"{path}: unsupported pixel type {data.dtype}")
+    return raw
+
+
+def _ratio(value) -> float | None:
+    try:
+        num, den = value
+        return float(num) / float(den) if den else None
+    except (TypeError, ValueError):
+        return None
+
+
 def read_series(path: Path) -> tuple[np.ndarray, str, str | None]:
     """(pixel data, axes labels, OME-XML) of the file's first series, exactly as stored.
 
     Raises OmeReadError for files tifffile cannot read and for non-numeric pixel types.
     """
-    try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise OmeReadError(f"{path}: TIFF holds no image series")
-            series = tif.series[0]
-            data = np.asarray(series.asarray())
-            axes = series.axes.upper()
-            ome_xml = tif.ome_metadata
-    except OmeReadError:
-        raise
-    except Exception as exc:  # tifffile raises many kinds for truncated or foreign files
-        raise OmeReadError(f"{path}: unreadable TIFF ({type(exc).__name__}: {exc})") from exc
-    if data.dtype.kind not in "uifb":
-        raise OmeReadError(f"{path}: unsupported pixel type {data.dtype}")
-    return data, (axes if len(axes) == data.ndim else "?" * data.ndim), ome_xml
+    raw = read_tiff(path)
+    return raw.data, raw.axes, raw.ome_xml
 
 
 def squeeze_singletons(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
