@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocessing.ome_io import OmeImage, OmeReadError, channel_names, parse_ome_metadata, read_tiff
+from preprocessing.ome_io import OmeImage, OmeReadError, channel_names, metadata_of, read_tiff
 from preprocessing.planes import reduce_to_plane
 
 # 8192 x 8192: four float32 predictions of this size already take 1 GB (see README "Inputs").
@@ -34,7 +34,7 @@ def load_input(path: str | Path) -> tuple[OmeImage, list[str]]:
         raise OmeReadError(f"{path}: plane {plane.shape[0]}x{plane.shape[1]} is over the bound of "
                            f"{MAX_INPUT_PIXELS} pixels")
     plane = _float32(plane, actions)
-    modality, pixel_size = parse_ome_metadata(raw.ome_xml)
+    modality, pixel_size = metadata_of(raw, actions)
     image = OmeImage(path=path, array=np.ascontiguousarray(plane, dtype=np.float32), modality=modality,
                      pixel_size_um=pixel_size, ome_xml=raw.ome_xml, dtype=raw.data.dtype)
     return image, ([f"{path}: {'; '.join(actions)}"] if actions else [])

@@ -21,6 +21,7 @@ import numpy as np
 import tifffile
 
 from preprocessing.atomic_write import atomic_target
+from preprocessing.pixel_size import ome_pixel_size, pixel_size_from
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,13 @@ _MODALITY_WORDS = {
 }
 # Words that say "transmitted light" without naming which kind.
 _TL_WORDS = {"TL", "TRANS", "TRANSMITTED", "TRANSMISSION"}
-# OME length units → factor to micrometres.
-_UNIT_TO_UM = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6, "Å": 1e-4}
 
 
 # TIFF resolution tags are ratios of uint32: pixels per cm outside this range round to 0 or overflow.
 _RESOLUTION_RANGE = (1e-6, 4e9)
+
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
 class OmeReadError(ValueError):
@@ -98,10 +100,12 @@ def channel_names(ome_xml: str | None) -> list[str | None]:
 def _parse(ome_xml: str | None) -> ET.Element | None:
     if not ome_xml:
         return None
-    try:
-        return ET.fromstring(ome_xml)
-    except ET.ParseError:
-        return None
+    for text in (ome_xml, _XML_DECLARATION.sub("", ome_xml, count=1)):
+        try:  # a declaration naming another encoding than the text's can stop the parser: retry without
+            return ET.fromstring(text)
+        except (ET.ParseError, ValueError):
+            continue
+    return None
 
 
 def _local(tag: str) -> str:
@@ -120,11 +124,8 @@ def _find_pixels(root: ET.Element) -> ET.Element | None:
 
 def parse_ome_metadata(ome_xml: str | None) -> tuple[str | None, tuple[float, float] | None]:
     """(modality, (pixel_size_y_um, pixel_size_x_um)) from OME-XML; None for what is absent or odd."""
-    if not ome_xml:
-        return None, None
-    try:
-        root = ET.fromstring(ome_xml)
-    except ET.ParseError:
+    root = _parse(ome_xml)
+    if root is None:
         return None, None
     pixels = _find_pixels(root)
     if pixels is None:
@@ -140,18 +141,7 @@ def parse_ome_metadata(ome_xml: str | None) -> tuple[str | None, tuple[float, fl
 
 
 def _pixel_size(pixels: ET.Element) -> tuple[float, float] | None:
-    sizes = []
-    for axis in ("Y", "X"):
-        raw = pixels.get(f"PhysicalSize{axis}")
-        unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")
-        try:
-            value = float(raw) * _UNIT_TO_UM[unit]  # type: ignore[arg-type]
-        except (TypeError, ValueError, KeyError):
-            return None
-        if not np.isfinite(value) or value <= 0:
-            return None
-        sizes.append(value)
-    return sizes[0], sizes[1]
+    return ome_pixel_size(pixels.attrib)
 
 
 @dataclass
@@ -235,11 +225,26 @@ def _read(path: Path) -> RawTiff:
             unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 2  # TIFF default: inch
             resolution = (_ratio(tags["XResolution"].value), _ratio(tags["YResolution"].value), int(unit))
         raw = RawTiff(data=data, axes=axes if len(axes) == data.ndim else "?" * data.ndim,
-                      ome_xml=tif.ome_metadata, extra_samples=len(getattr(page, "extrasamples", ()) or ()),
+                      ome_xml=_ome_xml(tif), extra_samples=len(getattr(page, "extrasamples", ()) or ()),
                       imagej=tif.imagej_metadata if tif.is_imagej else None, resolution=resolution)
     if data.dtype.kind not in "uifb":
         raise OmeReadError(f"{path}: unsupported pixel type {data.dtype}")
     return raw
+
+
+def _ome_xml(tif: tifffile.TiffFile) -> str | None:
+    """tifffile's OME-XML; when it gave up on a description that is not UTF-8 (Latin-1 from an old
+    writer), the description's bytes read as Latin-1, which never fails, if they hold OME."""
+    if tif.ome_metadata:
+        return tif.ome_metadata
+    tag = tif.pages[0].tags.get("ImageDescription")
+    value = tag.value if tag is not None else None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            value = value.decode("latin-1")
+    return value if isinstance(value, str) and "<OME" in value[:4096] else None
 
 
 def _ratio(value) -> float | None:
@@ -279,7 +284,8 @@ def colour_axis(shape: tuple[int, ...], axes: str) -> int | None:
 def read_ome_tiff(path: str | os.PathLike) -> OmeImage:
     """Read one 2D plane with its modality, pixel size and OME-XML. Raises OmeReadError."""
     path = Path(path)
-    data, axes, ome_xml = read_series(path)
+    raw = read_tiff(path)
+    data, axes, ome_xml = raw.data, raw.axes, raw.ome_xml
     plane, kept = squeeze_singletons(data, axes)
     if plane.ndim < 2:
         raise OmeReadError(f"{path}: not a 2D image (shape {data.shape}, axes {axes})")
@@ -291,9 +297,19 @@ def read_ome_tiff(path: str | os.PathLike) -> OmeImage:
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise OmeReadError(f"{path}: {bad} pixel(s) are NaN or infinite")
-    modality, pixel_size = parse_ome_metadata(ome_xml)
+    modality, pixel_size = metadata_of(raw)
     return OmeImage(path=path, array=array, modality=modality, pixel_size_um=pixel_size,
                     ome_xml=ome_xml, dtype=data.dtype)
+
+
+def metadata_of(raw: RawTiff, notes: list[str] | None = None) -> tuple[str | None, tuple[float, float] | None]:
+    """(modality, pixel size) of a read file: the modality from OME, the pixel size by the
+    precedence of preprocessing.pixel_size (OME > ImageJ > resolution tags); notes appended."""
+    modality, ome_size = parse_ome_metadata(raw.ome_xml)
+    size, _, size_notes = pixel_size_from(ome_size, raw.imagej, raw.resolution)
+    if notes is not None:
+        notes.extend(size_notes)
+    return modality, size
 
 
 def to_uint16(array: np.ndarray) -> np.ndarray:
