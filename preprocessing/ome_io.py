@@ -319,14 +319,17 @@ def to_uint16(array: np.ndarray) -> np.ndarray:
 
 def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: str,
                    pixel_size_um: tuple[float, float] | None = None,
-                   extra_metadata: dict | None = None, compression: str | None = None) -> Path:
+                   extra_metadata: dict | None = None, compression: str | None = None,
+                   warn: bool = True) -> Path:
     """Write one 2D plane as a TCZYX OME-TIFF, atomically (temp file in the same folder + rename).
 
     `array` is written in its own dtype (uint16 or float32 are what the challenge uses). The pixel
     size goes into OME `PhysicalSizeX/Y` (µm) and into the TIFF resolution tags as pixels per
-    centimetre: those tags hold pixels per unit, the reciprocal of the pixel size. `compression`
-    ("zlib" is the codec SimpleITK also reads) comes with the horizontal predictor, which halves
-    the size of smooth microscopy planes.
+    centimetre: those tags hold pixels per unit, the reciprocal of the pixel size. A pixel size
+    that either cannot hold (see `output_pixel_size`) is left out of it with a warning (`warn`
+    False: the caller already said so), never an exception. `compression` ("zlib" is the codec
+    SimpleITK also reads) comes with the horizontal predictor, which halves the size of smooth
+    microscopy planes.
     """
     path = Path(path)
     plane = np.asarray(array)
@@ -334,17 +337,15 @@ def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: 
         raise ValueError(f"{path}: expected a 2D array, got shape {plane.shape}")
     metadata: dict = {"axes": "TCZYX", "Channel": {"Name": [channel_name]}}
     kwargs: dict = {}
-    sizes = _writable_pixel_size(path, pixel_size_um)
+    sizes, tags_fit, notes = output_pixel_size(pixel_size_um)
+    for note in notes if warn else ():
+        log.warning("%s: %s", path.name, note)
     if sizes is not None:
         py, px = sizes
         metadata.update(PhysicalSizeX=px, PhysicalSizeXUnit="µm",
                         PhysicalSizeY=py, PhysicalSizeYUnit="µm")
-        resolution = (1e4 / px, 1e4 / py)
-        if all(_RESOLUTION_RANGE[0] <= r <= _RESOLUTION_RANGE[1] for r in resolution):
-            kwargs.update(resolution=resolution, resolutionunit="CENTIMETER")
-        else:
-            log.warning("%s: pixel size %g x %g µm does not fit the TIFF resolution tags (a ratio of "
-                        "32-bit integers); written in the OME-XML only", path.name, py, px)
+        if tags_fit:
+            kwargs.update(resolution=(1e4 / px, 1e4 / py), resolutionunit="CENTIMETER")
     if extra_metadata:
         metadata.update(extra_metadata)
     if compression:
@@ -355,22 +356,28 @@ def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, *, channel_name: 
     return path
 
 
-def _writable_pixel_size(path: Path, pixel_size_um) -> tuple[float, float] | None:
-    """(y, x) µm when both are finite and positive as the float32 OME-XML stores them; else None,
-    with a warning: an odd pixel size loses the metadata, never the image."""
+def output_pixel_size(pixel_size_um) -> tuple[tuple[float, float] | None, bool, list[str]]:
+    """((y, x) µm or None, whether the TIFF resolution tags can hold it, what is left out in words).
+
+    Kept when both are finite and positive as the float32 OME-XML stores them; the resolution tags
+    (ratios of uint32 in pixels per cm) need more. An odd pixel size loses metadata, never an image."""
     if pixel_size_um is None:
-        return None
+        return None, False, []
     try:
         py, px = (float(v) for v in pixel_size_um)
     except (TypeError, ValueError):
-        log.warning("%s: pixel size %r is not two numbers; omitted", path.name, pixel_size_um)
-        return None
+        return None, False, [f"pixel size {pixel_size_um!r} is not two numbers; omitted from the outputs"]
     with np.errstate(all="ignore"):
         as_stored = np.float32([py, px])
-    if not (np.all(np.isfinite(as_stored)) and np.all(as_stored > 0)):
-        log.warning("%s: pixel size %r x %r µm is not a finite positive float32; omitted", path.name, py, px)
-        return None
-    return py, px
+        fits = bool(np.all(np.isfinite(as_stored)) and np.all(as_stored > 0))
+        if not fits:
+            return None, False, [f"pixel size {py!r} x {px!r} µm is not a finite positive float32; "
+                                 "omitted from the outputs"]
+        resolution = (1e4 / px, 1e4 / py)
+    if all(_RESOLUTION_RANGE[0] <= r <= _RESOLUTION_RANGE[1] for r in resolution):
+        return (py, px), True, []
+    return (py, px), False, [f"pixel size {py:g} x {px:g} µm does not fit the TIFF resolution tags (a ratio "
+                             "of 32-bit integers); written in the outputs' OME-XML only"]
 
 
 def list_tiffs(folder: str | os.PathLike) -> list[Path]:

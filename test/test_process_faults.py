@@ -128,3 +128,127 @@ def test_absurd_pixel_sizes_are_bounded_and_said(tmp_path, weights_dir, caplog, 
     assert f"resampling factor {pixel[0] / 0.1:.4g}" in lines and "outside [0.25, 2.0]" in lines
     if pixel[0] < 1e-38:   # not a float32: the outputs go without it, and say so
         assert "not a finite positive float32; omitted" in lines
+
+
+def test_every_entry_that_is_not_processed_is_named_and_dropped_inputs_fail_the_run(tmp_path, weights_dir, caplog):  # noqa: F811
+    import os
+    inp, out = tmp_path / "in", tmp_path / "out"
+    long_name = "n" * 245 + ".tiff"                     # 250 bytes: the old temporary name was longer
+    write_tl(inp / long_name, tl_array((16, 16)))
+    write_tl(inp / ".hidden.tiff", tl_array((16, 16)))
+    (inp / "broken.tiff").symlink_to(tmp_path / "nowhere.tiff")
+    os.mkfifo(inp / "pipe.tiff")                         # opening it would block: must never be read
+    (inp / "folder.tiff").mkdir()
+    (inp / "notes.txt").write_text("x")
+    (inp / "link.tiff").symlink_to(inp / long_name)      # a link to a file is an input
+    caplog.set_level(logging.INFO)
+    assert _run(inp, out, weights_dir) == 1
+    assert _shape_of_outputs(out, long_name) == {(16, 16)} and _shape_of_outputs(out, "link.tiff") == {(16, 16)}
+    log = caplog.text
+    for name, reason in [(".hidden.tiff", "hidden"), ("broken.tiff", "broken symbolic link"),
+                         ("pipe.tiff", "FIFO"), ("folder.tiff", "directory"), ("notes.txt", "not a .tif")]:
+        assert f"skipped {name}: " in log and reason in _lines(caplog, f"skipped {name}"), name
+    assert "3 entries looked like input(s) but could not be read: broken.tiff, folder.tiff, pipe.tiff" in log
+
+
+def test_hidden_and_foreign_entries_alone_do_not_fail_the_run(tmp_path, weights_dir, caplog):  # noqa: F811
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((16, 16)))
+    (tmp_path / "in" / ".DS_Store").write_bytes(b"\0")
+    (tmp_path / "in" / "readme.md").write_text("x")
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir) == 0
+    assert "skipped .DS_Store: hidden file" in caplog.text and "skipped readme.md" in caplog.text
+
+
+def test_input_may_be_one_file_and_bad_inputs_are_one_line(tmp_path, weights_dir, caplog, monkeypatch):  # noqa: F811
+    path = write_tl(tmp_path / "in" / "one.tiff", tl_array((16, 16)))
+    write_tl(tmp_path / "in" / "other.tiff", tl_array((16, 16)))
+    assert _run(path, tmp_path / "out", weights_dir) == 0
+    assert _shape_of_outputs(tmp_path / "out", "one.tiff") == {(16, 16)}
+    assert not _shape_of_outputs(tmp_path / "out", "other.tiff")
+    assert _run(tmp_path / "in" / "missing.tiff", tmp_path / "out", weights_dir) == 1
+    assert "input " + str(tmp_path / "in" / "missing.tiff") + " does not exist" in caplog.text
+
+    import preprocessing.input_listing as listing
+
+    def unlistable(folder):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(listing, "list_inputs", unlistable)
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir) == 1
+    assert f"cannot list the input folder {tmp_path / 'in'}: Permission denied" in caplog.text
+
+
+def test_leftovers_of_a_killed_run_are_removed_and_a_live_run_keeps_its_own(tmp_path, weights_dir, caplog):  # noqa: F811
+    import os
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((16, 16)))
+    folder = _outputs(tmp_path / "out", "a.tiff")["nucleus"].parent
+    folder.mkdir(parents=True)
+    dead = folder / ".lmc-4194304999-deadbeef.partial"      # no such pid
+    legacy = folder / ".a.tiff.x1y2.partial"                 # the older writer's name
+    live = folder / f".lmc-{os.getppid()}-cafe0000.partial"  # a run still going on beside this one
+    for path in (dead, legacy, live):
+        path.write_bytes(b"half")
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir) == 0
+    assert not dead.exists() and not legacy.exists() and live.exists()
+    assert "removed 2 temporary file(s) left by an interrupted run" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["a.tiff", live.name])
+
+
+def test_an_unwritable_output_is_found_before_any_inference(tmp_path, weights_dir, caplog):  # noqa: F811
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((16, 16)))
+    (tmp_path / "out").write_text("a file where the output folder should be")
+    caplog.set_level(logging.INFO)
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir) == 1
+    assert "output folder not writable" in caplog.text and "modality=" not in caplog.text
+
+
+def test_a_full_disk_is_named_and_leaves_none_of_the_four(tmp_path, weights_dir, caplog, monkeypatch):  # noqa: F811
+    import errno
+
+    import preprocessing.ome_io as ome_io
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((16, 16)))
+    write_tl(tmp_path / "in" / "b.tiff", tl_array((16, 16)))
+    real, calls = ome_io.tifffile.imwrite, []
+
+    def third_write_fills_the_disk(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ome_io.tifffile, "imwrite", third_write_fills_the_disk)
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir) == 1
+    assert not _shape_of_outputs(tmp_path / "out", "a.tiff")          # not 2 of 4: none
+    assert _shape_of_outputs(tmp_path / "out", "b.tiff") == {(16, 16)}
+    assert "disk full" in _lines(caplog, "FAILED")
+    leftovers = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.suffix == ".partial"]
+    assert leftovers == []
+
+
+def test_tifffile_fallbacks_are_not_errors_for_files_that_are_read(tmp_path, weights_dir, caplog):  # noqa: F811
+    inp = tmp_path / "in"
+    inp.mkdir()
+    broken_ome = '<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image'
+    tifffile.imwrite(inp / "badome.tiff", tl_array((16, 16)), description=broken_ome, metadata=None)
+    tifffile.imwrite(inp / "latin1.tiff", tl_array((16, 16)), description=b"caf\xe9\x81 <x/>", metadata=None)
+    assert _run(inp, tmp_path / "out", weights_dir) == 0
+    assert _shape_of_outputs(tmp_path / "out", "badome.tiff") == {(16, 16)}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_process_py_prints_no_traceback_for_input_problems(tmp_path, weights_dir):  # noqa: F811
+    import os
+    import subprocess
+    import sys
+    inp = tmp_path / "in"
+    write_tl(inp / "ok.tiff", tl_array((16, 16)))
+    (inp / "garbage.tiff").write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    (inp / "broken.tiff").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(inp / "pipe.tiff")
+    tifffile.imwrite(inp / "stack.tiff", np.zeros((3, 2, 16, 16), np.uint16))
+    repo = Path(__file__).resolve().parents[1]
+    runs = [["--input", str(inp)], ["--input", str(tmp_path / "missing")], ["--input", str(inp / "pipe.tiff")]]
+    for args in runs:
+        done = subprocess.run([sys.executable, "process.py", *args, "--output", str(tmp_path / "out"),
+                               "--weights", str(weights_dir), *FAST], cwd=repo, capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert _shape_of_outputs(tmp_path / "out", "stack.tiff") == {(16, 16)}
