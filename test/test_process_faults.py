@@ -252,3 +252,91 @@ def test_process_py_prints_no_traceback_for_input_problems(tmp_path, weights_dir
                               timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert _shape_of_outputs(tmp_path / "out", "stack.tiff") == {(16, 16)}
+
+
+# --- the contract over random inputs ---------------------------------------------------------------
+
+_DTYPES = (np.uint8, np.uint16, np.int16, np.uint32, np.float32, np.float64)
+_PIXELS = (None, (0.065, 0.065), (0.1, 0.08), (5.0, 5.0), (1e-30, 1e-30), (1000.0, 1000.0), (5e-324, 5e-324))
+_UNITS = {"µm": 1.0, "nm": 1e3, "cm": 1e-4, "\u03bcm": 1.0, "pm": 1e6}
+_NAMES = ("BF", "PC", "DIC", "phase-contrast", "Nomarski", "Ph2", "GFP", None)
+
+
+def _random_input(rng: np.random.Generator, folder: Path, index: int) -> tuple[str, tuple[int, int], tuple | None]:
+    """Write one random readable input; (name, the plane's H x W, its pixel size in µm or None)."""
+    shape = (int(rng.integers(1, 49)), int(rng.integers(1, 49)))
+    dtype = _DTYPES[rng.integers(len(_DTYPES))]
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    high = min(info.max, 60000) if info else 1e3 if rng.random() < 0.7 else 1e300
+    with np.errstate(over="ignore"):   # 1e300 in float32 is inf: an odd input the reader must survive
+        plane = rng.uniform(0, high, size=shape).astype(dtype)
+    layout = ("plain", "plane", "zstack", "channels", "rgb")[rng.integers(5)]
+    pixel = _PIXELS[rng.integers(len(_PIXELS))]
+    unit = list(_UNITS)[rng.integers(len(_UNITS))]
+    name = f"case{index:03d}_{layout}_{np.dtype(dtype).name}.tiff"
+    path = folder / name
+    meta: dict = {}
+    if pixel is not None:
+        meta = {"PhysicalSizeY": pixel[0] * _UNITS[unit], "PhysicalSizeX": pixel[1] * _UNITS[unit],
+                "PhysicalSizeYUnit": unit, "PhysicalSizeXUnit": unit}
+    channel = _NAMES[rng.integers(len(_NAMES))]
+    if layout == "plain":
+        tifffile.imwrite(path, plane)
+        pixel = None
+    elif layout == "plane":
+        _ome(path, plane, "YX", [channel] if channel else None, **meta)
+    elif layout == "zstack":
+        _ome(path, np.stack([plane] * int(rng.integers(2, 4))), "ZYX", **meta)
+    elif layout == "channels":
+        _ome(path, np.stack([plane, plane // 2]), "CYX", [channel or "Hoechst", "Actin"], **meta)
+    else:
+        rgb = np.stack([np.nan_to_num(np.clip(plane, 0, 255)).astype(np.uint8)] * 3, axis=-1)
+        tifffile.imwrite(path, rgb, photometric="rgb")
+        pixel = None
+    return name, shape, pixel
+
+
+def _check_contract(out: Path, name: str, shape: tuple[int, int], pixel: tuple | None, caplog) -> None:
+    from ome_types import from_xml
+    outputs = _outputs(out, name)
+    assert all(p.is_file() for p in outputs.values()), name
+    said = _lines(caplog, name)
+    for path in outputs.values():
+        with tifffile.TiffFile(path) as tif:
+            assert tif.asarray().shape[-2:] == shape, name
+            pixels = from_xml(tif.ome_metadata).images[0].pixels    # valid OME-XML
+        assert (pixels.size_y, pixels.size_x) == shape
+        kept = pixels.physical_size_x is not None
+        if pixel is not None and kept:
+            assert (pixels.physical_size_y, pixels.physical_size_x) == pytest.approx(pixel, rel=1e-5), name
+        if not kept:
+            assert "pixel size" in said, name    # none in the outputs: the log says why
+
+
+def test_random_inputs_keep_the_contract(tmp_path, weights_dir, caplog):  # noqa: F811
+    rng = np.random.default_rng(20)
+    (tmp_path / "in").mkdir()
+    cases = [_random_input(rng, tmp_path / "in", i) for i in range(10)]
+    caplog.set_level(logging.INFO)
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir) == 0     # all readable: the exit code says so
+    for name, shape, pixel in cases:
+        _check_contract(tmp_path / "out", name, shape, pixel, caplog)
+
+
+@pytest.mark.slow
+def test_soak_200_mixed_files_nothing_lost(tmp_path, weights_dir, caplog):  # noqa: F811
+    rng = np.random.default_rng(200)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    cases = [_random_input(rng, inp, i) for i in range(190)]
+    bad = [f"bad{i:02d}.tiff" for i in range(10)]
+    for i, name in enumerate(bad):
+        (inp / name).write_bytes(b"II*\x00" + rng.bytes(int(rng.integers(0, 200))) if i % 2 else b"")
+    caplog.set_level(logging.INFO)
+    assert _run(inp, tmp_path / "out", weights_dir) == 1
+    for name, shape, pixel in cases:
+        _check_contract(tmp_path / "out", name, shape, pixel, caplog)
+    failed = "\n".join(r.getMessage() for r in caplog.records if r.getMessage().startswith("FAILED"))
+    assert all(name in failed for name in bad)
+    assert f"{len(bad)} input(s) failed" in caplog.text
+    assert not [p for p in (tmp_path / "out").rglob("*.partial")]
