@@ -1,9 +1,10 @@
 """Resampling between an image's physical pixel size and a model's.
 
 The data set spans 65-110 nm per pixel; a model sees its training pixel size. `to_model_grid`
-rescales by physical size (antialiased when shrinking), `to_shape` brings a prediction back to
-exactly the input's H x W. The factor is bounded (see `pixel_grid`). When either pixel size is unknown, or they agree within 1 %, nothing
-is resampled: interpolating for a 1 % change would blur for no gain.
+rescales by physical size (antialiased when shrinking; the factor and the grid bounded as
+`pixel_grid` says), `to_shape` brings a prediction back to exactly the input's H x W. When either
+pixel size is unknown, or they agree within 1 %, nothing is resampled: interpolating for a 1 %
+change would blur for no gain.
 """
 from __future__ import annotations
 

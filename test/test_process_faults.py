@@ -44,7 +44,7 @@ def _ome(path: Path, array: np.ndarray, axes: str, names: list[str] | None = Non
     tifffile.imwrite(path, array, ome=True, photometric="minisblack", metadata=metadata)
 
 
-def test_readable_but_odd_inputs_all_get_four_outputs_with_the_reduction_logged(tmp_path, weights_dir, caplog):  # noqa: F811
+def test_odd_but_readable_inputs_get_four_outputs_and_the_reduction_is_logged(tmp_path, weights_dir, caplog):  # noqa: F811
     inp, out = tmp_path / "in", tmp_path / "out"
     plane = tl_array((24, 20))
     bf = tl_array((24, 20), seed=7)
@@ -130,7 +130,7 @@ def test_absurd_pixel_sizes_are_bounded_and_said(tmp_path, weights_dir, caplog, 
         assert "not a finite positive float32; omitted" in lines
 
 
-def test_every_entry_that_is_not_processed_is_named_and_dropped_inputs_fail_the_run(tmp_path, weights_dir, caplog):  # noqa: F811
+def test_unprocessed_entries_are_named_and_dropped_inputs_fail_the_run(tmp_path, weights_dir, caplog):  # noqa: F811
     import os
     inp, out = tmp_path / "in", tmp_path / "out"
     long_name = "n" * 245 + ".tiff"                     # 250 bytes: the old temporary name was longer
@@ -177,7 +177,7 @@ def test_input_may_be_one_file_and_bad_inputs_are_one_line(tmp_path, weights_dir
     assert f"cannot list the input folder {tmp_path / 'in'}: Permission denied" in caplog.text
 
 
-def test_leftovers_of_a_killed_run_are_removed_and_a_live_run_keeps_its_own(tmp_path, weights_dir, caplog):  # noqa: F811
+def test_a_killed_runs_leftovers_are_removed_and_a_live_runs_kept(tmp_path, weights_dir, caplog):  # noqa: F811
     import os
     write_tl(tmp_path / "in" / "a.tiff", tl_array((16, 16)))
     folder = _outputs(tmp_path / "out", "a.tiff")["nucleus"].parent
