@@ -27,7 +27,7 @@ def load_input(path: str | Path) -> tuple[OmeImage, list[str]]:
     path = Path(path)
     raw = read_tiff(path)
     try:
-        plane, actions = reduce_to_plane(raw.data, raw.axes, channel_names(raw.ome_xml), raw.extra_samples)
+        plane, actions = reduce_to_plane(raw.data, raw.axes, channel_names(raw.ome_xml), raw.alpha_samples)
     except ValueError as exc:
         raise OmeReadError(f"{path}: {exc} (axes {raw.axes})") from exc
     if plane.size > MAX_INPUT_PIXELS:

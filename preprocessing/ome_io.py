@@ -151,7 +151,7 @@ class RawTiff:
     data: np.ndarray
     axes: str                          # tifffile's labels (upper case), "?" each when unknown
     ome_xml: str | None
-    extra_samples: int = 0             # alpha and other extra samples, last along the S axis
+    alpha_samples: int = 0             # alpha samples (ExtraSamples 1 or 2), last along the S axis
     imagej: dict | None = None         # ImageJ's description (unit, spacing, ...) when present
     resolution: tuple | None = None    # (x pixels per unit, y pixels per unit, ResolutionUnit value)
     tifffile_notes: list[str] = field(default_factory=list)   # what tifffile logged while reading
@@ -225,11 +225,22 @@ def _read(path: Path) -> RawTiff:
             unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 2  # TIFF default: inch
             resolution = (_ratio(tags["XResolution"].value), _ratio(tags["YResolution"].value), int(unit))
         raw = RawTiff(data=data, axes=axes if len(axes) == data.ndim else "?" * data.ndim,
-                      ome_xml=_ome_xml(tif), extra_samples=len(getattr(page, "extrasamples", ()) or ()),
+                      ome_xml=_ome_xml(tif), alpha_samples=_alpha_samples(page),
                       imagej=tif.imagej_metadata if tif.is_imagej else None, resolution=resolution)
     if data.dtype.kind not in "uifb":
         raise OmeReadError(f"{path}: unsupported pixel type {data.dtype}")
     return raw
+
+
+def _alpha_samples(page) -> int:
+    """Trailing extra samples that are alpha (associated or not); unspecified ones (0) are data."""
+    kinds = [int(k) for k in (getattr(page, "extrasamples", ()) or ())]
+    count = 0
+    for kind in reversed(kinds):
+        if kind not in (1, 2):
+            break
+        count += 1
+    return count
 
 
 def _ome_xml(tif: tifffile.TiffFile) -> str | None:

@@ -3,7 +3,8 @@
 The evaluator fails the whole job when an input has no outputs, so a readable file that is more
 than one plane is reduced by fixed rules rather than refused, and every reduction is said:
 - Y and X are always kept, even when one of them is 1 pixel long (a 1 x N line stays a line).
-- Extra samples (alpha) are dropped; the remaining colour samples (RGB) are averaged.
+- Alpha samples are dropped; the remaining colour samples (RGB) are averaged, unless OME names
+  each sample as a channel: then they follow the channel rule.
 - Channels (C): when the OME channel names mark exactly one as transmitted light (BF, PC, DIC,
   "Bright", "Phase", "Nomarski", "TL", ...), that channel is used; otherwise they are averaged.
 - Every other axis (Z, T, pages, unlabelled): the middle plane, index n // 2. A z-stack acquired
@@ -20,16 +21,17 @@ from preprocessing.ome_io import is_transmitted_light
 
 
 def reduce_to_plane(data: np.ndarray, axes: str, names: list[str | None] | None = None,
-                    extra_samples: int = 0) -> tuple[np.ndarray, list[str]]:
+                    alpha_samples: int = 0) -> tuple[np.ndarray, list[str]]:
     """(H x W plane in the input dtype or float, what was done in words). `names`: the OME channel
-    names, for a C axis; `extra_samples`: how many trailing S samples are alpha."""
+    names, for a C axis (or an S axis with one name per sample); `alpha_samples`: how many trailing
+    S samples are alpha."""
     data, axes = np.asarray(data), _labelled(data.shape, axes)
     if data.ndim < 2:
         raise ValueError(f"not an image: shape {data.shape}")
     actions: list[str] = []
     # Colour samples and channels first: each is reduced along its own axis, then the rest by plane.
     if "S" in axes:
-        data, axes = _samples(data, axes, extra_samples, actions)
+        data, axes = _samples(data, axes, alpha_samples, names or [], actions)
     if "C" in axes:
         data, axes = _channels(data, axes, names or [], actions)
     for label in [a for a in axes if a not in "YX"]:
@@ -55,12 +57,15 @@ def _labelled(shape: tuple[int, ...], axes: str) -> str:
     return "Q" * (len(shape) - 2) + "YX"
 
 
-def _samples(data: np.ndarray, axes: str, extra: int, actions: list[str]) -> tuple[np.ndarray, str]:
+def _samples(data: np.ndarray, axes: str, alpha: int, names: list[str | None],
+             actions: list[str]) -> tuple[np.ndarray, str]:
     i, n = axes.index("S"), data.shape[axes.index("S")]
-    keep = n - extra if 0 < extra < n else n
+    keep = n - alpha if 0 < alpha < n else n
     if keep < n:
         data = np.take(data, range(keep), axis=i)
-        actions.append(f"{n - keep} alpha/extra sample(s) dropped")
+        actions.append(f"{n - keep} alpha sample(s) dropped")
+    if keep > 1 and len(names) == keep:   # interleaved channels, one OME Channel per sample
+        return _channels(data, axes.replace("S", "C", 1), names, actions)
     if keep > 1:
         data = data.astype(np.float64).mean(axis=i)
         actions.append(f"{keep} colour samples averaged to grey")

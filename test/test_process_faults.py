@@ -69,7 +69,7 @@ def test_odd_but_readable_inputs_get_four_outputs_and_the_reduction_is_logged(tm
                 "tstack.tiff": ((24, 20), "time series of 2: the middle plane (index 1)"),
                 "named.tiff": ((24, 20), "transmitted-light channel 'BF' (index 1) used"),
                 "unnamed.tiff": ((24, 20), "2 channels averaged"),
-                "alpha.tiff": ((24, 20), "alpha/extra sample(s) dropped"),
+                "alpha.tiff": ((24, 20), "1 alpha sample(s) dropped"),
                 "pages.tiff": ((24, 20), None),
                 "row.tiff": ((1, 37), "small image 1x37"), "column.tiff": ((29, 1), "small image 29x1"),
                 "dot.tiff": ((1, 1), "small image 1x1"),
@@ -88,6 +88,22 @@ def test_the_tl_channel_is_picked_and_huge_floats_keep_their_structure(tmp_path)
     image, _ = load_input(tmp_path / "c.tiff")
     np.testing.assert_array_equal(image.array, bf)
     assert image.modality == "BF"
+    # Interleaved samples that OME names one channel each follow the channel rule, not RGB's.
+    xml = ('<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels '
+           'ID="Pixels:0" DimensionOrder="XYCZT" Type="uint16" SizeX="16" SizeY="16" SizeC="3" SizeZ="1" '
+           'SizeT="1" Interleaved="true">' + "".join(
+               f'<Channel ID="Channel:0:{k}" Name="{n}" SamplesPerPixel="1"/>'
+               for k, n in enumerate(["Hoechst", "BF", "Phalloidin"])) + '<TiffData/></Pixels></Image></OME>')
+    tifffile.imwrite(tmp_path / "s.tiff", np.stack([other, bf, other], axis=-1), photometric="rgb",
+                     description=xml, metadata=None)
+    image, notes = load_input(tmp_path / "s.tiff")
+    np.testing.assert_array_equal(image.array, bf)
+    assert "transmitted-light channel 'BF' (index 1)" in notes[0]
+    # Unspecified extra samples are data, not alpha: three samples averaged.
+    tifffile.imwrite(tmp_path / "x.tiff", np.stack([other, bf, other], axis=-1), photometric="minisblack",
+                     planarconfig="contig", extrasamples=["unspecified", "unspecified"])
+    image, notes = load_input(tmp_path / "x.tiff")
+    np.testing.assert_allclose(image.array, (2 * other.astype(np.float64) + bf) / 3, rtol=1e-5)
     write_tl(tmp_path / "h.tiff", bf.astype(np.float64) * 1e300)
     image, notes = load_input(tmp_path / "h.tiff")
     assert np.isfinite(image.array).all() and np.corrcoef(image.array.ravel(), bf.ravel())[0, 1] > 0.999
