@@ -1,9 +1,11 @@
 """Reading and writing the challenge's OME-TIFF files.
 
 One transmitted-light (TL) image in, one organelle image out, both 2D planes stored as TCZYX with
-T = C = Z = 1. The reader is forgiving about layout (plain 2D TIFFs, singleton axes, uint8/uint16/
-float) and strict about content: anything that is not one 2D plane of finite numbers raises
-`OmeReadError` naming the file and the reason. Metadata that is missing or odd never raises; it
+T = C = Z = 1. The strict reader `read_ome_tiff` is forgiving about layout (plain 2D TIFFs, singleton
+axes, uint8/uint16/float) and strict about content: anything that is not one 2D plane of finite
+numbers raises `OmeReadError` naming the file and the reason (inference/inputs.py reduces such
+files to a plane instead). `read_tiff` reads a file once with all its metadata; the pixel size
+follows preprocessing/pixel_size.py's precedence (OME > ImageJ > resolution tags). Metadata that is missing or odd never raises; it
 comes back as None so the caller can fall back and log.
 """
 from __future__ import annotations
@@ -40,12 +42,8 @@ _MODALITY_WORDS = {
 }
 # Words that say "transmitted light" without naming which kind.
 _TL_WORDS = {"TL", "TRANS", "TRANSMITTED", "TRANSMISSION"}
-
-
 # TIFF resolution tags are ratios of uint32: pixels per cm outside this range round to 0 or overflow.
 _RESOLUTION_RANGE = (1e-6, 4e9)
-
-
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
