@@ -5,8 +5,8 @@ T = C = Z = 1. The strict reader `read_ome_tiff` is forgiving about layout (plai
 axes, uint8/uint16/float) and strict about content: anything that is not one 2D plane of finite
 numbers raises `OmeReadError` naming the file and the reason (inference/inputs.py reduces such
 files to a plane instead). `read_tiff` reads a file once with all its metadata; the pixel size
-follows preprocessing/pixel_size.py's precedence (OME > ImageJ > resolution tags). Metadata that is missing or odd never raises; it
-comes back as None so the caller can fall back and log.
+follows preprocessing/pixel_size.py's precedence (OME > ImageJ > resolution tags). Metadata that
+is missing or odd never raises; it comes back as None so the caller can fall back and log.
 """
 from __future__ import annotations
 
