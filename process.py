@@ -4,7 +4,10 @@
 
 Writes OUTPUT/images/<organelle>-fluorescence-ome-tiff/<input name> (uint16, the input's pixel
 size, channel named after the organelle) for every readable input. One bad file is reported with
-its name and reason and never stops the others; the exit code is 0 only if every input succeeded.
+its name and reason and never stops the others; the exit code is 0 only if every input succeeded
+and no entry that looked like an input was dropped. `--input` may also name one file.
+The four outputs of an input appear together or not at all; input problems are one log line each,
+never a traceback (README "Inputs" has the rules).
 Heavy modules (torch, the models) are imported inside main() so `--help` answers instantly.
 """
 from __future__ import annotations
@@ -46,32 +49,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_outputs(prediction, image, output_root: Path) -> list[Path]:
+    """The four outputs of one input, together or not at all (preprocessing/output_group.py)."""
     from preprocessing.layout import OUTPUT_SUBDIRS
-    from preprocessing.ome_io import ORGANELLE_FILE_NAMES, output_name, to_uint16, write_ome_tiff
-    return [write_ome_tiff(output_root / OUTPUT_SUBDIRS[organelle] / output_name(image.path),
-                           to_uint16(prediction.organelles[organelle] * 65535.0),
-                           channel_name=ORGANELLE_FILE_NAMES[organelle], pixel_size_um=image.pixel_size_um)
-            for organelle in OUTPUT_SUBDIRS]
+    from preprocessing.ome_io import (ORGANELLE_FILE_NAMES, output_name, output_pixel_size, to_uint16,
+                                      write_ome_tiff)
+    from preprocessing.output_group import write_together
+    for note in output_pixel_size(image.pixel_size_um)[2]:   # said once for the four, naming the input
+        log.warning("%s: %s", image.path.name, note)
+
+    def writer(organelle):
+        return lambda tmp: write_ome_tiff(tmp, to_uint16(prediction.organelles[organelle] * 65535.0),
+                                          channel_name=ORGANELLE_FILE_NAMES[organelle],
+                                          pixel_size_um=image.pixel_size_um, warn=False)
+    return write_together((output_root / OUTPUT_SUBDIRS[o] / output_name(image.path), writer(o))
+                          for o in OUTPUT_SUBDIRS)
 
 
 def process_file(path: Path, manifest, store, settings: InferenceSettings, output_root: Path) -> bool:
     """Predict and write one file; log its line. False (after logging why) when it failed."""
     from inference.inputs import load_input
-    from inference.pipeline import predict_image
     from preprocessing.ome_io import OmeReadError
+    from preprocessing.output_group import DiskFullError
     start = time.perf_counter()
     try:
         image, notes = load_input(path)
     except OmeReadError as exc:
         log.error("FAILED %s", exc)
         return False
+    except Exception as exc:  # an input problem the reader did not foresee: still one line, no traceback
+        log.error("FAILED %s: cannot read (%s: %s)", path, type(exc).__name__, exc)
+        return False
+    for note in notes:
+        log.warning("%s: %s", path.name, note)
+    from inference.pipeline import predict_image
     try:
         prediction = predict_image(image, manifest, store, settings)
         write_outputs(prediction, image, output_root)
-    except Exception as exc:  # one bad file must never stop the others
-        log.error("FAILED %s: %s: %s", path, type(exc).__name__, exc)
+    except DiskFullError as exc:
+        log.error("FAILED %s: %s; none of its four outputs was written", path, exc)
         return False
-    for note in notes + prediction.warnings:
+    except Exception as exc:  # one bad file must never stop the others
+        log.error("FAILED %s: %s: %s; none of its four outputs was written", path, type(exc).__name__, exc)
+        return False
+    for note in prediction.warnings:
         log.warning("%s: %s", path.name, note)
     modality = prediction.modality + (" (fallback)" if prediction.fallback else "")
     log.info("%s: %dx%d modality=%s models=%s inference %.2fs total %.2fs", path.name, *image.shape,
@@ -79,9 +99,50 @@ def process_file(path: Path, manifest, store, settings: InferenceSettings, outpu
     return True
 
 
+def find_inputs(input_path: Path) -> tuple[list[Path], list[str]] | None:
+    """(files to process, names of entries dropped); None after a one-line error. A file given as
+    --input is processed alone; every folder entry that is not processed is named in the log."""
+    from preprocessing.input_listing import list_inputs
+    if input_path.is_file():
+        return [input_path], []
+    if not input_path.exists():
+        log.error("input %s does not exist", input_path)
+        return None
+    if not input_path.is_dir():
+        log.error("input %s is neither a folder nor a regular file", input_path)
+        return None
+    try:
+        files, skipped = list_inputs(input_path)
+    except OSError as exc:
+        log.error("cannot list the input folder %s: %s", input_path, exc.strerror or exc)
+        return None
+    for entry in skipped:
+        (log.error if entry.dropped else log.warning)("skipped %s: %s", entry.name, entry.reason)
+    return files, [e.name for e in skipped if e.dropped]
+
+
+def prepare_outputs(output_root: Path) -> bool:
+    """Output folders made, a killed run's temporary files removed, writability probed: all
+    before any inference, so an unwritable folder costs no model time. False after logging why."""
+    from preprocessing.layout import OUTPUT_SUBDIRS
+    from preprocessing.output_group import check_writable, remove_leftovers
+    folders = [output_root / sub for sub in OUTPUT_SUBDIRS.values()]
+    problems = [p for p in (check_writable(f) for f in folders) if p]
+    if problems:
+        log.error("output folder not writable: %s", "; ".join(problems))
+        return False
+    removed = remove_leftovers(folders)
+    if removed:
+        log.warning("removed %d temporary file(s) left by an interrupted run", len(removed))
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    # tifffile logs its fallbacks at ERROR even for files it then reads; the reader captures them
+    # (preprocessing/ome_io.read_tiff) and this is the net for any read outside it.
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
         settings = InferenceSettings(overlap=args.overlap, blend=args.blend, tta=args.tta,
                                      batch_size=args.batch_size, device=args.device,
@@ -93,15 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from models.registry import Manifest, ModelStore
-    from preprocessing.ome_io import list_tiffs
 
-    input_dir, output_root, weights = Path(args.input), Path(args.output), Path(args.weights)
-    if not input_dir.is_dir():
-        log.error("input folder %s does not exist", input_dir)
+    input_path, output_root, weights = Path(args.input), Path(args.output), Path(args.weights)
+    found = find_inputs(input_path)
+    if found is None:
         return 1
-    files = list_tiffs(input_dir)
+    files, dropped = found
     if not files:
-        log.error("no .tif/.tiff files in %s", input_dir)
+        log.error("no .tif/.tiff files in %s", input_path)
+        return 1
+    if not prepare_outputs(output_root):
         return 1
     try:
         manifest = Manifest.load(weights / "manifest.json")
@@ -118,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
              output_root, time.perf_counter() - start, settings.torch_device())
     if failed:
         log.error("%d input(s) failed: %s", len(failed), ", ".join(failed))
-    return 1 if failed else 0
+    if dropped:
+        log.error("%d entr%s looked like input(s) but could not be read: %s", len(dropped),
+                  "y" if len(dropped) == 1 else "ies", ", ".join(dropped))
+    return 1 if failed or dropped else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Reading one input for inference: strict reader first, then a narrow rescue for odd files.
+"""Reading one input for inference: every readable file becomes one usable grey plane.
 
 The evaluator fails a whole job when any of the four outputs is missing, so an input that is
-readable but odd (a colour image, a few NaN/inf pixels) is turned into a usable grey plane with a
-warning naming the file and what was done, instead of being dropped. Files that cannot be read at
-all, or hold stacks, still raise OmeReadError.
+readable but odd is turned into a plane by documented rules (preprocessing/planes.py: stacks give
+their middle plane, channels their TL channel or their mean, alpha is dropped), and every change
+comes back as a warning naming the file: float values beyond float32's comfortable range are
+rescaled (the percentile normalisation downstream does not care about scale), NaN/inf pixels get
+the median. Only files that cannot be read at all, or whose plane is over MAX_INPUT_PIXELS, raise.
 """
 from __future__ import annotations
 
@@ -11,44 +13,48 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocessing.ome_io import (OmeImage, OmeReadError, colour_axis, parse_ome_metadata, read_ome_tiff,
-                                  read_series, squeeze_singletons)
+from preprocessing.ome_io import OmeImage, OmeReadError, channel_names, metadata_of, read_tiff
+from preprocessing.planes import reduce_to_plane
+
+# 8192 x 8192: four float32 predictions of this size already take 1 GB (see README "Inputs").
+MAX_INPUT_PIXELS = 2 ** 26
+# Finite float magnitudes outside this range lose everything in float32 (inf or denormal zeros).
+_FLOAT_RANGE = (1e-30, 1e30)
 
 
 def load_input(path: str | Path) -> tuple[OmeImage, list[str]]:
     """(image, warnings). Raises OmeReadError (naming the file) when nothing usable can be read."""
     path = Path(path)
+    raw = read_tiff(path)
     try:
-        return read_ome_tiff(path), []
-    except OmeReadError as strict_error:
-        rescued = _rescue(path)
-        if rescued is None:
-            raise
-        image, actions = rescued
-        return image, [f"{strict_error}; rescued: {'; '.join(actions)}"]
+        plane, actions = reduce_to_plane(raw.data, raw.axes, channel_names(raw.ome_xml), raw.alpha_samples)
+    except ValueError as exc:
+        raise OmeReadError(f"{path}: {exc} (axes {raw.axes})") from exc
+    if plane.size > MAX_INPUT_PIXELS:
+        raise OmeReadError(f"{path}: plane {plane.shape[0]}x{plane.shape[1]} is over the bound of "
+                           f"{MAX_INPUT_PIXELS} pixels")
+    plane = _float32(plane, actions)
+    modality, pixel_size = metadata_of(raw, actions)
+    image = OmeImage(path=path, array=np.ascontiguousarray(plane, dtype=np.float32), modality=modality,
+                     pixel_size_um=pixel_size, ome_xml=raw.ome_xml, dtype=raw.data.dtype)
+    return image, ([f"{path}: {'; '.join(actions)}"] if actions else [])
 
 
-def _rescue(path: Path) -> tuple[OmeImage, list[str]] | None:
-    try:
-        data, axes, ome_xml = read_series(path)
-    except OmeReadError:  # unreadable: nothing to rescue, the strict error stands
-        return None
-    actions = []
-    plane, kept = squeeze_singletons(data, axes)
-    plane = plane.astype(np.float32)
-    if plane.ndim == 3:
-        axis = colour_axis(plane.shape, kept)
-        if axis is None:
-            return None  # a real stack: which plane is meant is not ours to guess
-        plane = np.moveaxis(plane, axis, -1)[..., :3].mean(axis=-1)  # drop alpha, average RGB
-        actions.append("colour channels averaged to grey")
-    if plane.ndim != 2:
-        return None
+def _float32(plane: np.ndarray, actions: list[str]) -> np.ndarray:
+    """The plane as finite float32; a rescale or a fill is added to `actions`."""
+    if plane.dtype.kind == "f":
+        finite = np.isfinite(plane)
+        peak = float(np.abs(plane[finite]).max()) if finite.any() else 0.0
+        if peak > _FLOAT_RANGE[1] or 0.0 < peak < _FLOAT_RANGE[0]:
+            stored = plane.dtype
+            with np.errstate(all="ignore"):
+                plane = plane.astype(np.float64) / peak
+            actions.append(f"{stored} values up to {peak:g} rescaled by 1/{peak:g} to fit float32")
+    with np.errstate(over="ignore"):
+        plane = plane.astype(np.float32)
     finite = np.isfinite(plane)
     if not finite.all():
         fill = float(np.median(plane[finite])) if finite.any() else 0.0
         plane = np.where(finite, plane, np.float32(fill)).astype(np.float32)
         actions.append(f"{int((~finite).sum())} NaN/inf pixel(s) set to the median {fill:g}")
-    modality, pixel_size = parse_ome_metadata(ome_xml)
-    return OmeImage(path=path, array=np.ascontiguousarray(plane, dtype=np.float32), modality=modality,
-                    pixel_size_um=pixel_size, ome_xml=ome_xml, dtype=data.dtype), actions
+    return plane

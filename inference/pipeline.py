@@ -21,6 +21,7 @@ import torch
 from models.calibration import calibrate
 from preprocessing.normalization import normalise
 from preprocessing.ome_io import ORGANELLES, OmeImage
+from preprocessing.pixel_grid import grid_warnings
 from preprocessing.resampling import to_model_grid, to_shape
 
 from .settings import InferenceSettings
@@ -76,6 +77,9 @@ def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings 
         if missing:
             raise ValueError(f"checkpoint {name} is routed to {missing} but predicts only "
                              f"{list(checkpoint.spec.organelles)}")
+        for note in grid_warnings(image.shape, image.pixel_size_um, checkpoint.spec.pixel_size_um):
+            if note not in warnings:  # checkpoints sharing a pixel size say it once
+                warnings.append(note)
         channels = run_checkpoint(checkpoint, image, settings, prepared)
         for organelle in wanted:
             sums[organelle] += channels[checkpoint.spec.organelles.index(organelle)]

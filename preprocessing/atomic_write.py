@@ -16,6 +16,8 @@ from pathlib import Path
 # mkstemp creates 0600 files; outputs, weights and manifests are meant to be read by others
 # (a grader's user, a shared weights folder), as a plain open() would have made them.
 FILE_MODE = 0o644
+# Characters of the target's name kept in the temporary name (the rest is ~20 bytes of random + suffix).
+TEMP_NAME_KEEP = 40
 
 
 @contextmanager
@@ -24,10 +26,11 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     becomes `path` (mode 0644), otherwise it is removed and `path` is left as it was.
 
     The temporary name is hidden and ends in ".partial", so a reader listing the folder for
-    *.tiff or *.pt never picks up a half-written file."""
+    *.tiff or *.pt never picks up a half-written file. It holds at most the first TEMP_NAME_KEEP
+    characters of the target's name: a target near the 255-byte limit must still be writable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:TEMP_NAME_KEEP]}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

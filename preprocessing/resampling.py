@@ -1,9 +1,10 @@
 """Resampling between an image's physical pixel size and a model's.
 
 The data set spans 65-110 nm per pixel; a model sees its training pixel size. `to_model_grid`
-rescales by physical size (antialiased when shrinking), `to_shape` brings a prediction back to
-exactly the input's H x W. When either pixel size is unknown, or they agree within 1 %, nothing
-is resampled: interpolating for a 1 % change would blur for no gain.
+rescales by physical size (antialiased when shrinking; the factor and the grid bounded as
+`pixel_grid` says), `to_shape` brings a prediction back to exactly the input's H x W. When either
+pixel size is unknown, or they agree within 1 %, nothing is resampled: interpolating for a 1 %
+change would blur for no gain.
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ Array = np.ndarray | torch.Tensor
 def to_model_grid(array: Array, image_pixel_um: tuple[float, float] | None,
                   model_pixel_um: float | None) -> Array:
     """The array resampled to the model's pixel size (unchanged when not needed)."""
-    factors = scale_factors(image_pixel_um, model_pixel_um)
-    return array if factors is None else resize(array, scaled_shape(tuple(array.shape[-2:]), factors))
+    shape = tuple(array.shape[-2:])
+    factors = scale_factors(image_pixel_um, model_pixel_um, shape=shape)  # type: ignore[arg-type]
+    return array if factors is None else resize(array, scaled_shape(shape, factors))  # type: ignore[arg-type]
 
 
 def to_shape(array: Array, shape: tuple[int, int]) -> Array:

@@ -40,10 +40,24 @@ def test_all_nan_becomes_zero(tmp_path):
     assert np.array_equal(image.array, np.zeros((5, 6), np.float32))
 
 
-def test_stacks_and_garbage_still_raise_naming_the_file(tmp_path):
-    tifffile.imwrite(tmp_path / "stack.tiff", np.zeros((5, 8, 8), np.uint16))
-    with pytest.raises(OmeReadError, match="stack.tiff.*stack"):
-        load_input(tmp_path / "stack.tiff")
+def test_stacks_give_their_middle_plane_and_garbage_still_raises_naming_the_file(tmp_path):
+    stack = np.arange(5 * 8 * 8, dtype=np.uint16).reshape(5, 8, 8)
+    tifffile.imwrite(tmp_path / "stack.tiff", stack)
+    image, notes = load_input(tmp_path / "stack.tiff")
+    np.testing.assert_array_equal(image.array, stack[2])
+    assert "stack.tiff" in notes[0] and "middle plane (index 2)" in notes[0]
     (tmp_path / "junk.tif").write_bytes(b"II*\x00garbage")
     with pytest.raises(OmeReadError, match="junk.tif"):
         load_input(tmp_path / "junk.tif")
+
+
+def test_planes_and_series_over_the_bounds_are_refused_in_one_line(tmp_path, monkeypatch):
+    import inference.inputs as inputs
+    import preprocessing.ome_io as ome_io
+    path = write_ome_tiff(tmp_path / "big.tiff", np.zeros((10, 12), np.uint16), channel_name="BF")
+    monkeypatch.setattr(inputs, "MAX_INPUT_PIXELS", 100)
+    with pytest.raises(OmeReadError, match=r"big\.tiff: plane 10x12 is over the bound of 100 pixels"):
+        load_input(path)
+    monkeypatch.setattr(ome_io, "MAX_SERIES_ELEMENTS", 50)   # refused before the pixels are decoded
+    with pytest.raises(OmeReadError, match=r"big\.tiff: .* holds 120 values, over the bound of 50"):
+        load_input(path)

@@ -42,3 +42,28 @@ def test_resize_keeps_channels_and_tensor_type_and_constant_values():
     # Antialiased shrinking averages: a checkerboard becomes its mean, not aliased stripes.
     board = (np.indices((64, 64)).sum(axis=0) % 2).astype(np.float32)
     assert np.abs(resize(board, (16, 16)) - 0.5).max() < 0.05
+
+
+@pytest.mark.parametrize("pixel,expected", [((5.0, 5.0), (2.0, 2.0)), ((1000.0, 0.001), (2.0, 0.25)),
+                                            ((0.02, 0.02), (0.25, 0.25)), ((0.15, 0.05), (1.5, 0.5))])
+def test_factor_is_clamped_to_the_documented_range(pixel, expected):
+    from preprocessing.pixel_grid import MAX_FACTOR, MIN_FACTOR, grid_warnings
+    assert (MIN_FACTOR, MAX_FACTOR) == (0.25, 2.0)
+    assert scale_factors(pixel, 0.1) == pytest.approx(expected)
+    notes = grid_warnings((40, 40), pixel, 0.1)
+    clamped = any(not MIN_FACTOR <= p / 0.1 <= MAX_FACTOR for p in pixel)
+    assert bool(notes) == clamped
+    if clamped:  # the warning names the factor the metadata asked for and the one used
+        assert f"{pixel[0] / 0.1:.4g}" in notes[0] and "outside [0.25, 2.0]" in notes[0]
+    assert to_model_grid(np.ones((40, 40), np.float32), pixel, 0.1).shape == scaled_shape((40, 40), expected)
+
+
+def test_model_grid_is_capped_and_the_cap_is_named(monkeypatch):
+    import preprocessing.pixel_grid as grid
+    monkeypatch.setattr(grid, "MAX_GRID_PIXELS", 100 * 100)
+    factors = grid.scale_factors((0.2, 0.2), 0.1, shape=(80, 80))   # 160² wanted, 100² allowed
+    assert np.prod(grid.scaled_shape((80, 80), factors)) <= 100 * 100
+    assert any("exceeds the bound of 10000 pixels" in n for n in grid.grid_warnings((80, 80), (0.2, 0.2), 0.1))
+    # An image with no pixel size that is itself over the cap is shrunk too.
+    assert np.prod(grid.scaled_shape((200, 150), grid.scale_factors(None, 0.1, shape=(200, 150)))) <= 10000
+    assert grid.grid_warnings((50, 50), (0.1, 0.1), 0.1) == []

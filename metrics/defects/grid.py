@@ -43,7 +43,7 @@ def map_geometry(geometry: WindowGeometry, image_shape: tuple[int, int],
                  image_pixel_um: tuple[float, float] | None) -> GridOnImage:
     """An edge between grid pixels e-1 and e maps to the image edge at e * image/grid pixels
     (bilinear resampling without corner alignment keeps the grid's border on the image's)."""
-    factors = scale_factors(image_pixel_um, geometry.pixel_size_um)
+    factors = scale_factors(image_pixel_um, geometry.pixel_size_um, shape=tuple(image_shape))
     grid = scaled_shape(tuple(image_shape), factors)
     ratio = tuple(n / g for n, g in zip(image_shape, grid))
     edges, steps = [], []
