@@ -57,8 +57,12 @@ class ImageRecord:
 class _FieldJob:
     fov: FieldOfView
     names: tuple[str, ...]                     # the TL slices of this field to evaluate
-    route_grids: dict[str, tuple[float, ...]]  # organelle -> pixel sizes of its route's checkpoints
-    route_geometries: dict[str, tuple[WindowGeometry, ...]]  # organelle -> its route's window geometry
+    route_geometries: dict[str, tuple[WindowGeometry, ...]]  # organelle -> its route's checkpoints' geometry
+
+    def grids(self, organelle: str) -> tuple[float, ...]:
+        """Pixel sizes of the route's checkpoints; one on the image's own grid (None) resamples
+        nothing and has no ceiling."""
+        return tuple(float(g.pixel_size_um) for g in self.route_geometries[organelle] if g.pixel_size_um is not None)
 
 
 def ceiling_names(grids: set[float]) -> list[str]:
@@ -80,7 +84,7 @@ def _field_numbers(job: _FieldJob) -> dict[str, tuple[dict, dict, dict]]:
         gt_defects[organelle] = list(find_defects(gt_image.array, pixel_size_um=gt_image.pixel_size_um,
                                                   geometry=job.route_geometries[organelle],
                                                   organelle=organelle).flagged)
-        grids = sorted({*job.route_grids[organelle], REFERENCE_GRID_UM})
+        grids = sorted({*job.grids(organelle), REFERENCE_GRID_UM})
         for grid in grids:
             perfect = through_grid(gt_image.array, gt_image.pixel_size_um, grid)
             ceilings.setdefault(f"grid {grid:g} um", {})[organelle] = score_image(perfect, gt_image.array, organelle)
@@ -123,13 +127,10 @@ def evaluate_set(studies: Path, inputs: Path, predictions: Path, weights: Path, 
             shape=image.shape, pixel_size_um=image.pixel_size_um[0] if image.pixel_size_um else None,
             routes={o: "+".join(names) for o, names in routes.items()},
             model={o: scores[name][o] for o in fov.ground_truth}, seconds=seconds.get(name), field_key=fov.key)
-        # A checkpoint on the image's own grid (pixel size None) resamples nothing: no ceiling.
-        grids = {o: tuple(float(p) for n in routes[o] if (p := manifest.spec(n).pixel_size_um) is not None)
-                 for o in fov.ground_truth}
         geometries = {o: tuple(WindowGeometry.from_spec(manifest.spec(n), overlap, n) for n in routes[o])
                       for o in fov.ground_truth}
-        job = jobs.setdefault(fov.key, _FieldJob(fov, (), grids, geometries))
-        jobs[fov.key] = _FieldJob(fov, job.names + (name,), grids, geometries)
+        job = jobs.setdefault(fov.key, _FieldJob(fov, (), geometries))
+        jobs[fov.key] = _FieldJob(fov, job.names + (name,), geometries)
     from tqdm import tqdm
     bar = tqdm(total=len(jobs), desc="baselines and ceilings", unit="field", disable=not progress)
     # spawn, not fork: a forked child of a process whose torch thread pool has run deadlocks in

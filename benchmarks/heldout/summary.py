@@ -86,6 +86,13 @@ def speed(records: list[ImageRecord]) -> dict:
 GROUND_TRUTH_ROW = "ground truth (control)"
 
 
+def _count(cell: dict, flagged: list[str]) -> None:
+    cell["images"] += 1
+    cell["with findings"] += bool(flagged)
+    for detector in flagged:
+        cell[detector] += 1
+
+
 def defect_counts(records: list[ImageRecord]) -> dict[str, dict[str, dict]]:
     """organelle -> "route (modality)" -> {"images": n, "with findings": n, detector: images}."""
     table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
@@ -93,12 +100,8 @@ def defect_counts(records: list[ImageRecord]) -> dict[str, dict[str, dict]]:
         for organelle in AGGREGATE_ORGANELLES:
             if organelle not in r.defects:
                 continue
-            cell = table[organelle][f"{r.routes.get(organelle, '?')} ({r.modality})"]
-            cell["images"] += 1
-            flagged = r.defects[organelle].get("flagged", [])
-            cell["with findings"] += bool(flagged)
-            for detector in flagged:
-                cell[detector] += 1
+            _count(table[organelle][f"{r.routes.get(organelle, '?')} ({r.modality})"],
+                   r.defects[organelle].get("flagged", []))
     # The control: each field's ground truth, once per field (its slices share it).
     fields: set = set()
     for r in records:
@@ -106,11 +109,7 @@ def defect_counts(records: list[ImageRecord]) -> dict[str, dict[str, dict]]:
             if (r.field_key, organelle) in fields:
                 continue
             fields.add((r.field_key, organelle))
-            cell = table[organelle][GROUND_TRUTH_ROW]
-            cell["images"] += 1
-            cell["with findings"] += bool(flagged)
-            for detector in flagged:
-                cell[detector] += 1
+            _count(table[organelle][GROUND_TRUTH_ROW], flagged)
     return {o: {route: dict(c) for route, c in sorted(routes.items())} for o, routes in table.items()}
 
 
