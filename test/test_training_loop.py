@@ -24,13 +24,7 @@ from training.validation import evaluate, validation_items
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on the shared 2-core machine a second thread mostly waits (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +114,7 @@ def test_resume_continues_bit_for_bit(toy_root, tmp_path, family):
 def test_resume_refuses_a_different_model(toy_root, tmp_path):
     train(_config(toy_root, tmp_path / "r", steps=3, stop_after=3), Pix2PixFamily())
     with pytest.raises(ValueError, match="checkpoint is pix2pix"):
-        train(_config(toy_root, tmp_path / "r", steps=6, resume=True), Pix2PixFamily({"ngf": 4}))
+        train(_config(toy_root, tmp_path / "r", steps=3, resume=True), Pix2PixFamily({"ngf": 4}))
 
 
 def _env() -> dict:

@@ -31,12 +31,7 @@ from training.trainer import TrainConfig, train
 F16_RTOL, F16_ATOL = 2.0 ** -10, 1e-6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _studies(root: Path, **kw) -> Path:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+from pathlib import Path
 
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
+from .run_guard import RunFolderError
 from .store import StoreError
 from .trainer import LossConfig, RunResult, TrainConfig, train
 
@@ -79,6 +81,8 @@ def build_parser(description: str) -> argparse.ArgumentParser:
       help="DataLoader worker processes per rank (default: 0 on CPU; on CUDA the rank's cores - 1, at most 8)")
     a("--prefetch", type=int, default=2, help="batches each worker keeps ready")
     a("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    a("--force", action="store_true", help="start over an existing --out (its run files are deleted), "
+      "or resume although run-defining settings changed")
     a("--init-from", default=None, metavar="CKPT",
       help="start from this run checkpoint's generator weights (e.g. RUN/best.pt); fresh optimiser "
            "and schedule; ignored when --resume finds OUT/last.pt")
@@ -102,11 +106,15 @@ def _pick(value, default):
 def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], lr: float,
                      betas: tuple[float, float], decay_start: float, loss: LossConfig) -> TrainConfig:
     """TrainConfig from parsed flags; flags left unset take the family defaults given here."""
+    # User mistakes end in one line (SystemExit), never a traceback.
     if args.data is None and args.store is None:
-        raise ValueError("give --data, --store, or both")
+        raise SystemExit("error: give --data, --store, or both")
+    for flag, value in (("--data", args.data), ("--store", args.store)):
+        if value is not None and not Path(value).is_dir():
+            raise SystemExit(f"error: {flag} {value} is not a folder")
     for organelle in organelles:
         if organelle not in ORGANELLES:
-            raise ValueError(f"unknown organelle {organelle!r}; expected one of {ORGANELLES}")
+            raise SystemExit(f"error: unknown organelle {organelle!r}; expected one of {ORGANELLES}")
     loss = LossConfig(
         l1_weight=_pick(args.l1_weight, loss.l1_weight),
         weighted_l1=loss.weighted_l1 and not args.no_weighted_l1,
@@ -129,17 +137,17 @@ def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], l
         scale_jitter=args.scale_jitter, pixel_size_um=args.pixel_size, flips=not args.no_flips,
         rot90=not args.no_rot90, cache_gb=args.cache_gb, seed=args.seed, amp=not args.no_amp,
         device=args.device, threads=args.threads, workers=args.workers, prefetch=args.prefetch,
-        resume=args.resume, init_from=args.init_from,
+        resume=args.resume, force=args.force, init_from=args.init_from,
         progress=not args.quiet, note=args.note, loss=loss)
 
 
-def train_and_report(cfg: TrainConfig, family, *, quiet: bool) -> RunResult:
+def train_and_report(cfg: TrainConfig, family) -> RunResult:
     """Run one training command and print the one-line summary both families share."""
     try:
         result = train(cfg, family)
-    except StoreError as exc:      # a store that does not fit the run: its one line, no traceback
+    except (StoreError, RunFolderError) as exc:   # a store or run folder that does not fit: one line
         raise SystemExit(f"error: {exc}") from exc
-    if not quiet:
-        print(f"stopped at step {result.step}; best validation score {result.best_score:.4f}; "
-              f"{result.samples_per_s:.1f} samples/s; run in {result.out}")
+    # The summary is printed even with --quiet (which only hides the progress bar).
+    print(f"stopped at step {result.step}; best validation score {result.best_score:.4f}; "
+          f"{result.samples_per_s:.1f} samples/s; run in {result.out}")
     return result

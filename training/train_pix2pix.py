@@ -66,7 +66,13 @@ def main(argv: list[str] | None = None) -> RunResult:
     args = parser.parse_args(argv)
     cfg = config_from_args(args, organelles=tuple(args.organelles), lr=PIX2PIX_LR,
                            betas=PIX2PIX_BETAS, decay_start=PIX2PIX_DECAY_START, loss=PIX2PIX_LOSS)
-    return train_and_report(cfg, Pix2PixFamily(dict(args.overrides)), quiet=args.quiet)
+    return train_and_report(cfg, Pix2PixFamily(dict(args.overrides)))
+
+
+def cli() -> int:
+    """Console script `lmc-train-pix2pix`: exit status 0 after a finished run (errors exit earlier)."""
+    main()
+    return 0
 
 
 if __name__ == "__main__":

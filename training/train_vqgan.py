@@ -74,7 +74,13 @@ def main(argv: list[str] | None = None) -> RunResult:
         args.disc_start = args.steps // 2       # warm-up: reconstruction alone for half the run
     cfg = config_from_args(args, organelles=(args.organelle,), lr=default_lr(args.preset, args.organelle),
                            betas=VQGAN_BETAS, decay_start=1.0, loss=loss)
-    return train_and_report(cfg, VQGANFamily(dict(args.overrides)), quiet=args.quiet)
+    return train_and_report(cfg, VQGANFamily(dict(args.overrides)))
+
+
+def cli() -> int:
+    """Console script `lmc-train-vqgan`: exit status 0 after a finished run (errors exit earlier)."""
+    main()
+    return 0
 
 
 if __name__ == "__main__":

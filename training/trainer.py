@@ -45,6 +45,7 @@ from .loader import BatchLoader
 from .losses import partial_discriminator_gan, partial_generator_gan, partial_l1
 from .sampler import BalancedSampler, SamplerConfig
 from .store import TrainingStore
+from .run_guard import guard_resume, guard_run_folder
 from .validation import evaluate, validation_items
 
 LAST, BEST = "last.pt", "best.pt"
@@ -100,6 +101,7 @@ class TrainConfig:
     workers: int | None = None                  # DataLoader processes per rank (None: 0 on CPU, see default_workers)
     prefetch: int = 2                           # batches each worker keeps ready
     resume: bool = False
+    force: bool = False                         # start over an existing run / resume with changed settings
     init_from: str | None = None                # start from this run checkpoint's generator weights
     progress: bool = True
     note: str = ""                              # what the data is, for the exported spec
@@ -221,6 +223,7 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
     device = info.device
     out = Path(cfg.out)
     if info.main:
+        guard_run_folder(out, resume=cfg.resume, force=cfg.force)   # before anything is written
         out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)      # same on every rank: identical initial weights
 
@@ -254,6 +257,7 @@ def _train(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> RunR
     step, best_score = 0, -math.inf
     last_path = out / LAST
     if cfg.resume and last_path.exists():
+        guard_resume(out, asdict(cfg), force=cfg.force)
         state = load_training_checkpoint(last_path)
         _check_same_model(last_path, state, family.arch, asdict(model_config))
         load_module_state(generator, state["generator"])
