@@ -51,8 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def write_outputs(prediction, image, output_root: Path) -> list[Path]:
     """The four outputs of one input, together or not at all (preprocessing/output_group.py)."""
     from preprocessing.layout import OUTPUT_SUBDIRS
-    from preprocessing.ome_io import (ORGANELLE_FILE_NAMES, output_name, output_pixel_size, to_uint16,
-                                      write_ome_tiff)
+    from preprocessing.ome_io import ORGANELLE_FILE_NAMES, output_name, output_pixel_size, to_uint16, write_ome_tiff
     from preprocessing.output_group import write_together
     for note in output_pixel_size(image.pixel_size_um)[2]:   # said once for the four, naming the input
         log.warning("%s: %s", image.path.name, note)

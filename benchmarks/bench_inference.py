@@ -203,9 +203,10 @@ def _flatten_metrics(rows: list[dict]) -> list[dict]:
 # (c) ---------------------------------------------------------------------------------------------
 def _scaling_one(size: int, preset: str, window: int, overlap: float, batch_size: int) -> dict:
     """One size in this (fresh) process: run_checkpoint end to end, peak RSS and numpy peak."""
+    import numpy as np
+
     from inference.pipeline import InferenceSettings, run_checkpoint
     from preprocessing.ome_io import OmeImage
-    import numpy as np
     checkpoint = loaded(pix2pix_model(preset), "pix2pix", window)
     settings = InferenceSettings(overlap=overlap, tta="none", batch_size=batch_size, device="cpu")
     warm = OmeImage(Path("warm"), np.random.default_rng(1).random((window, window), dtype=np.float32),
@@ -254,9 +255,10 @@ def bench_gpu(size: int = 2048, preset: str = "paper", tta: str = "rot4", batch_
     torch = _torch()
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA device: the GPU benchmark needs one")
+    import numpy as np
+
     from inference.pipeline import InferenceSettings, run_checkpoint
     from preprocessing.ome_io import OmeImage
-    import numpy as np
     array = (np.random.default_rng(0).random((size, size), dtype=np.float32) * 65535).astype(np.float32)
     image = OmeImage(Path("x"), array, "BF", None, None, np.dtype(np.uint16))
     rows = []

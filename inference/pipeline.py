@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 _SMALL_SIDE = 64
 
 # Models already switched to channels-last (done once per model, not per image).
-_CHANNELS_LAST: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
+_CHANNELS_LAST: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
 
 
 @dataclass

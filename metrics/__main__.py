@@ -27,7 +27,6 @@ from .score import ScoreConfig, ScoreRun, default_workers, score_folder, score_p
 from .strict import EvaluationStopped
 from .table import format_comparison, format_summary
 
-
 _KNOWN_INPUTS = "known-inputs"   # const of a bare --baselines
 _FINDING_LINES = 40              # findings `defects` prints; --json keeps every one
 

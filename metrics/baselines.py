@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from preprocessing.layout import OUTPUT_SUBDIRS
-from preprocessing.ome_io import (ORGANELLES, OmeImage, OmeReadError, list_tiffs, read_ome_tiff,
-                                  write_ome_tiff)
+from preprocessing.ome_io import ORGANELLES, OmeImage, OmeReadError, list_tiffs, read_ome_tiff, write_ome_tiff
 
 from .challenge import percentile_normalise
 from .pairing import input_dir

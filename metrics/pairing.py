@@ -20,8 +20,17 @@ from pathlib import Path
 
 import tifffile
 
-from preprocessing.layout import (BESTZ_CSV, INPUT_SUBDIR, OUTPUT_SUBDIRS, TL_NAME, FieldOfView,
-                                  FocusRecord, index_studies, index_study, read_bestz_csv)
+from preprocessing.layout import (
+    BESTZ_CSV,
+    INPUT_SUBDIR,
+    OUTPUT_SUBDIRS,
+    TL_NAME,
+    FieldOfView,
+    FocusRecord,
+    index_studies,
+    index_study,
+    read_bestz_csv,
+)
 from preprocessing.ome_io import ORGANELLES, list_tiffs, parse_ome_metadata
 
 

@@ -27,7 +27,6 @@ import tifffile
 from .challenge import METRICS_BY_ORGANELLE
 from .pairing import Pairing
 
-
 # keyed by "does this organelle get MAE and the distances", which go through scikit-learn
 _NON_FINITE_CONSEQUENCE = {
     True: "scikit-learn's input checks in the organizers' MAE and distances refuse it",

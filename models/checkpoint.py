@@ -105,7 +105,7 @@ class CheckpointSpec:
         return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CheckpointSpec":
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}

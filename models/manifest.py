@@ -27,8 +27,7 @@ from typing import Any
 
 import torch
 
-from models.checkpoint import (CheckpointError, CheckpointSpec, LoadedCheckpoint,
-                               load_checkpoint, read_spec, sha256_file)
+from models.checkpoint import CheckpointError, CheckpointSpec, LoadedCheckpoint, load_checkpoint, read_spec, sha256_file
 from preprocessing.atomic_write import write_json
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
@@ -52,7 +51,7 @@ class Manifest:
         self.specs = specs
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, check_hashes: bool = True) -> "Manifest":
+    def load(cls, path: str | os.PathLike, *, check_hashes: bool = True) -> Manifest:
         """Read and validate; `check_hashes=False` skips hashing the files (faster, less safe)."""
         path = Path(path)
         try:

@@ -41,7 +41,7 @@ class PatchGANConfig:
         return 2 ** self.n_layers
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "PatchGANConfig":
+    def preset(cls, name: str, **overrides) -> PatchGANConfig:
         return from_preset(cls, _PRESETS, "PatchGAN", name, overrides)
 
 

@@ -43,7 +43,7 @@ class Pix2PixConfig:
         return 4
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "Pix2PixConfig":
+    def preset(cls, name: str, **overrides) -> Pix2PixConfig:
         return from_preset(cls, _PRESETS, "pix2pix", name, overrides)
 
 

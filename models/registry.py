@@ -4,8 +4,15 @@ The pieces live in one file each (architectures.py, checkpoint.py, manifest.py);
 here, as CONTRACTS.md names them.
 """
 from models.architectures import ARCHITECTURES, build_model, config_to_dict, make_config
-from models.checkpoint import (CheckpointError, CheckpointSpec, LoadedCheckpoint, load_checkpoint,
-                               read_spec, save_checkpoint, sha256_file)
+from models.checkpoint import (
+                               CheckpointError,
+                               CheckpointSpec,
+                               LoadedCheckpoint,
+                               load_checkpoint,
+                               read_spec,
+                               save_checkpoint,
+                               sha256_file,
+)
 from models.manifest import Manifest, ManifestError, ModelStore, write_manifest
 
 __all__ = [

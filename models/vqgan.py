@@ -68,7 +68,7 @@ class VQGANConfig:
         return 2 ** (len(self.ch_mult) - 1)
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "VQGANConfig":
+    def preset(cls, name: str, **overrides) -> VQGANConfig:
         return from_preset(cls, _PRESETS, "VQGAN", name, overrides)
 
 

@@ -49,7 +49,7 @@ def write_together(targets: Iterable[tuple[Path, Callable[[Path], object]]]) -> 
             os.replace(tmp, target)
             done.append(target)
     except BaseException as exc:
-        for tmp, target in pending:
+        for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
         for target in done:   # a rename failed half-way: none rather than some
             target.unlink(missing_ok=True)

@@ -1,8 +1,8 @@
 """One field of view: its phantom, TL z-stack and best-focus fluorescence, in memory."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

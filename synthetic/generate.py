@@ -1,11 +1,18 @@
 """Writing simulated studies to disk in the Light My Cells layout."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from preprocessing.layout import (BESTZ_CSV, FieldOfView, FocusRecord, gt_file_name, read_bestz_csv,
-                                  tl_file_name, write_bestz_csv)
+from preprocessing.layout import (
+    BESTZ_CSV,
+    FieldOfView,
+    FocusRecord,
+    gt_file_name,
+    read_bestz_csv,
+    tl_file_name,
+    write_bestz_csv,
+)
 from preprocessing.ome_io import ORGANELLE_FILE_NAMES, write_ome_tiff
 
 from .config import SimulationConfig
@@ -20,7 +27,7 @@ def image_id(study: int, fov: int) -> str:
     return f"{study}{fov:04d}"
 
 
-from .seeds import HELDOUT_SEED, refuse_reserved  # noqa: F401  (HELDOUT_SEED: re-exported)
+from .seeds import HELDOUT_SEED, refuse_reserved  # noqa: E402, F401  (HELDOUT_SEED: re-exported)
 
 Writer = Callable[..., Path]  # write_ome_tiff's signature: (path, array, *, channel_name, pixel_size_um)
 

@@ -17,8 +17,8 @@ a thick cell reappears nearby) and damps fine detail more the further from focus
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.fft as sfft

@@ -15,13 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 import scipy.fft as sfft
 
 from .fourier import WORKERS, fast_shape, frequency_grid, gaussian_otf
 from .parallel import for_each_band, thread_map
-from .raster import (GridPoints, PixelSampler, ellipse_pixels, heading_turns, lookup, splat,
-                     walk_until_invalid)
+from .raster import GridPoints, PixelSampler, ellipse_pixels, heading_turns, lookup, splat, walk_until_invalid
 
 CANVAS_MARGIN_PX = 48  # > the widest defocus blur (~z·NA_c/n) for the deepest slices we make
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for the module: on the shared 2-core machine a second thread mostly waits

@@ -158,7 +158,7 @@ def test_fit_writes_a_choice_no_worse_than_none_and_export_uses_it(run, tmp_path
     result = json.loads((run / "calibration.json").read_text())
     assert result["step"] == load_training_checkpoint(run / "best.pt")["step"]
     assert result["items"] == 4 and result["organelles"]
-    for organelle, fitted in result["organelles"].items():
+    for fitted in result["organelles"].values():
         if "reference_quantiles" in fitted["params"]:
             assert fitted["params"]["quantile_levels"] == list(QUANTILE_LEVELS)
         else:

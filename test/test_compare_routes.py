@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from test_inference_support import weights_dir  # noqa: F401  (fixture)
 
 from inference.pipeline import run_checkpoint
 from inference.settings import InferenceSettings
@@ -16,8 +17,6 @@ from training import compare_routes
 from training.calibrate import margins, objective, pick_slices
 from training.dataset import load_fovs
 from training.toy_studies import write_toy_studies
-
-from test_inference_support import weights_dir  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from preprocessing.evaluation_sets import (MARKER, EvaluationSetError, check_usable, markers_under,
-                                           write_marker)
+from preprocessing.evaluation_sets import MARKER, EvaluationSetError, check_usable, markers_under, write_marker
 from training.dataset import load_fovs
 from training.toy_studies import write_toy_studies
 

@@ -3,8 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_inference_support import (DictStore, identity_checkpoint, tl_array, weights_dir,  # noqa: F401
-                                    write_tl)
+from test_inference_support import DictStore, identity_checkpoint, tl_array, weights_dir, write_tl  # noqa: F401
 
 from inference.pipeline import InferenceSettings, predict_image, run_checkpoint
 from models.registry import Manifest, ModelStore

@@ -5,8 +5,7 @@ import torch
 from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers import sliding_window_inference
 
-from inference.sliding_window import (importance_map, reflect_pad, sliding_window_predict, tile_geometry,
-                                      window_starts)
+from inference.sliding_window import importance_map, reflect_pad, sliding_window_predict, tile_geometry, window_starts
 from inference.tta import transforms
 
 SHAPES = [(64, 64), (48, 80), (33, 41), (10, 10), (7, 90), (1, 5)]   # square, non-square, odd, < window

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from preprocessing.layout import (FocusRecord, gt_file_name, index_studies, read_bestz_csv, tl_file_name,
-                                  write_bestz_csv)
+from preprocessing.layout import FocusRecord, gt_file_name, index_studies, read_bestz_csv, tl_file_name, write_bestz_csv
 from preprocessing.ome_io import write_ome_tiff
 
 

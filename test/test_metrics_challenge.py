@@ -9,8 +9,16 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from metrics.challenge import (METRICS_BY_ORGANELLE, cosine_distance, euclidean_distance, mae, pcc,
-                               percentile_normalise, score_image, ssim)
+from metrics.challenge import (
+    METRICS_BY_ORGANELLE,
+    cosine_distance,
+    euclidean_distance,
+    mae,
+    pcc,
+    percentile_normalise,
+    score_image,
+    ssim,
+)
 from preprocessing.ome_io import read_ome_tiff, write_ome_tiff
 
 TOL = dict(rtol=1e-6, atol=1e-6)

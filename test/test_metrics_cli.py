@@ -13,8 +13,7 @@ import pytest
 from metrics.__main__ import main
 from metrics.aggregate import build_metrics, read_metrics_json
 from metrics.challenge import score_image
-from preprocessing.layout import (INPUT_SUBDIR, OUTPUT_SUBDIRS, FocusRecord, gt_file_name, tl_file_name,
-                                  write_bestz_csv)
+from preprocessing.layout import INPUT_SUBDIR, OUTPUT_SUBDIRS, FocusRecord, gt_file_name, tl_file_name, write_bestz_csv
 from preprocessing.ome_io import ORGANELLE_FILE_NAMES, ORGANELLES, write_ome_tiff
 
 # field of view -> (modality, organelles with ground truth, shape, scored z, best z)

@@ -12,6 +12,7 @@ import pytest
 import tifffile
 from skimage.metrics import structural_similarity
 from sklearn.metrics.pairwise import euclidean_distances
+from test_metrics_cli import FOVS, Dataset, dataset  # noqa: F401  (fixture)
 
 from metrics.__main__ import main
 from metrics.aggregate import build_metrics, read_metrics_json, write_metrics_json
@@ -20,7 +21,6 @@ from metrics.score import ScoreConfig, job_name, score_folder
 from metrics.strict import EvaluationStopped, read_pair
 from preprocessing.layout import OUTPUT_SUBDIRS
 from preprocessing.ome_io import write_ome_tiff
-from test_metrics_cli import FOVS, Dataset, dataset  # noqa: F401  (fixture)
 
 
 def _score(ds: Dataset, pred: Path, out: Path, *, strict: bool, csv_path: Path | None, workers: int = 1) -> int:

@@ -135,7 +135,7 @@ def test_gan_loss_values_by_hand():
     assert hinge.generator_loss(twos).item() == pytest.approx(-2.0)
     assert hinge.discriminator_loss(zeros, zeros).item() == pytest.approx(1.0)
     assert hinge.discriminator_loss(twos, -twos).item() == pytest.approx(0.0)
-    real = torch.tensor([0.5, 3.0]); fake = torch.tensor([-0.5, 0.25])
+    real, fake = torch.tensor([0.5, 3.0]), torch.tensor([-0.5, 0.25])
     assert hinge.discriminator_loss(real, fake).item() == pytest.approx(0.5 * (0.25 + 0.875))
 
     with pytest.raises(ValueError, match="unknown GAN loss"):

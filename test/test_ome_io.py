@@ -7,8 +7,15 @@ import pytest
 import tifffile
 import xmltodict
 
-from preprocessing.ome_io import (OmeReadError, list_tiffs, normalise_modality, parse_ome_metadata,
-                                  read_ome_tiff, to_uint16, write_ome_tiff)
+from preprocessing.ome_io import (
+    OmeReadError,
+    list_tiffs,
+    normalise_modality,
+    parse_ome_metadata,
+    read_ome_tiff,
+    to_uint16,
+    write_ome_tiff,
+)
 
 
 def _plane(shape=(40, 56), seed=0):

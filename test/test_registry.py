@@ -11,9 +11,20 @@ import torch
 
 from models import manifest as manifest_module
 from models.pix2pix import Pix2PixConfig, Pix2PixGenerator
-from models.registry import (ARCHITECTURES, CheckpointError, CheckpointSpec, Manifest,
-                             ManifestError, ModelStore, build_model, load_checkpoint, read_spec,
-                             save_checkpoint, sha256_file, write_manifest)
+from models.registry import (
+    ARCHITECTURES,
+    CheckpointError,
+    CheckpointSpec,
+    Manifest,
+    ManifestError,
+    ModelStore,
+    build_model,
+    load_checkpoint,
+    read_spec,
+    save_checkpoint,
+    sha256_file,
+    write_manifest,
+)
 from models.vqgan import VQGAN, VQGANConfig
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 

@@ -14,8 +14,14 @@ import tifffile
 from preprocessing.layout import INPUT_SUBDIR, OUTPUT_SUBDIRS, gt_file_name, tl_file_name
 from preprocessing.ome_io import ORGANELLES, write_ome_tiff
 from scripts.check_outputs import check_outputs
-from scripts.check_thresholds import (Thresholds, ThresholdError, evaluate, load_aggregate, load_deviations,
-                                      load_thresholds)
+from scripts.check_thresholds import (
+    ThresholdError,
+    Thresholds,
+    evaluate,
+    load_aggregate,
+    load_deviations,
+    load_thresholds,
+)
 from scripts.stage_inputs import StagingError, stage_inputs
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preprocessing.layout import gt_file_name, tl_file_name, write_bestz_csv, FocusRecord
+from preprocessing.layout import FocusRecord, gt_file_name, tl_file_name, write_bestz_csv
 from preprocessing.ome_io import write_ome_tiff
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import xmltodict
 from preprocessing.layout import TL_NAME, index_studies, read_bestz_csv
 from preprocessing.ome_io import read_ome_tiff
 from synthetic import SimulationConfig, generate_studies
+from synthetic.__main__ import main as cli_main
 from synthetic.generate import HELDOUT_SEED
 from synthetic.heldout import STUDIES, make_heldout
-from synthetic.__main__ import main as cli_main
 
 ROOT = Path(__file__).parent / "studies"
 

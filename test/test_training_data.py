@@ -9,8 +9,7 @@ import torch
 
 from preprocessing.layout import gt_file_name, tl_file_name
 from preprocessing.ome_io import ORGANELLES, read_ome_tiff, write_ome_tiff
-from training.dataset import (ImageCache, apply_exclusions, load_fovs, read_exclusion_list,
-                              split_by_study)
+from training.dataset import ImageCache, apply_exclusions, load_fovs, read_exclusion_list, split_by_study
 from training.sampler import BalancedSampler, SamplerConfig
 from training.toy_studies import write_toy_studies
 

@@ -7,8 +7,13 @@ import torch
 
 from models.patchgan import GANLoss, PatchDiscriminator, PatchGANConfig
 from models.pix2pix import Pix2PixConfig, Pix2PixGenerator
-from training.losses import (partial_discriminator_gan, partial_generator_gan, partial_l1,
-                             percentile_weights, vqgan_generator_loss)
+from training.losses import (
+    partial_discriminator_gan,
+    partial_generator_gan,
+    partial_l1,
+    percentile_weights,
+    vqgan_generator_loss,
+)
 
 
 def test_weights_are_one_inside_the_normalised_percentile_range():

@@ -36,8 +36,14 @@ import torch
 from inference.pipeline import run_checkpoint
 from inference.settings import InferenceSettings
 from metrics.challenge import LOWER_IS_BETTER, METRICS_BY_ORGANELLE, percentile_normalise, score_image
-from models.calibration import (IDENTITY, QUANTILE_KEYS, QUANTILE_LEVELS, calibrate, is_quantile_match,
-                                reference_quantiles)
+from models.calibration import (
+    IDENTITY,
+    QUANTILE_KEYS,
+    QUANTILE_LEVELS,
+    calibrate,
+    is_quantile_match,
+    reference_quantiles,
+)
 from models.registry import LoadedCheckpoint, build_model, sha256_file
 from preprocessing.ome_io import read_ome_tiff
 

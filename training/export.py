@@ -17,8 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from models.registry import (CheckpointSpec, build_model, save_checkpoint, sha256_file,
-                             write_manifest)
+from models.registry import CheckpointSpec, build_model, save_checkpoint, sha256_file, write_manifest
 from preprocessing.atomic_write import write_json
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 

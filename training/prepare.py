@@ -38,8 +38,20 @@ from preprocessing.ome_io import MODALITIES, ORGANELLES, parse_ome_metadata
 from preprocessing.resampling import scale_factors, scaled_shape
 
 from .dataset import INPUT_NORM, load_fovs, read_exclusion_list, read_focus_records, read_normalised
-from .store import (ARRAY_FIELDS, DTYPE, FORMAT_VERSION, HEADER, INDEX, STAMP_FIELDS, StoreError, StoreSpec,
-                    array_path, read_json, record_path, source_stamp)
+from .store import (
+    ARRAY_FIELDS,
+    DTYPE,
+    FORMAT_VERSION,
+    HEADER,
+    INDEX,
+    STAMP_FIELDS,
+    StoreError,
+    StoreSpec,
+    array_path,
+    read_json,
+    record_path,
+    source_stamp,
+)
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 ABOVE_ONE = np.nextafter(np.float16(1), np.float16(2))      # the float16 after 1: 1 + 2^-10
@@ -77,7 +89,7 @@ def prepare_fov(fov: FieldOfView, root: Path, grid_um: float | None) -> dict:
         record["slices"][str(z)] = item
     for organelle, path in sorted(fov.ground_truth.items()):
         item, _ = _prepare_image(path, root, fov.study, grid_um, reference)
-        for z, tl in record["slices"].items():
+        for tl in record["slices"].values():
             if tl["shape"] != item["shape"]:
                 raise ValueError(f"{path}: ground truth shape {tuple(item['shape'])} differs from its "
                                  f"transmitted-light image {tl['file']} {tuple(tl['shape'])}")

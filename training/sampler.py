@@ -62,13 +62,13 @@ class Batch:
     mask: torch.Tensor        # [B, K] bool: GT exists for (sample, organelle)
     sampled: torch.Tensor     # [B] long: the organelle index each sample was drawn for
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         """float32 on `device` (converted there); the copies overlap compute when the batch is in
         pinned memory (CUDA)."""
         inputs, targets, mask, sampled = (t.to(device, non_blocking=True) for t in self._tensors())
         return Batch(inputs.float(), targets.float(), mask, sampled)
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """Page-locked copy (the DataLoader's pin-memory thread calls this on CUDA runs)."""
         return Batch(*(t.pin_memory() for t in self._tensors()))
 

@@ -68,14 +68,14 @@ class StoreSpec:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "StoreSpec":
+    def from_json(cls, data: dict) -> StoreSpec:
         data = dict(data)
         for key in ("modalities", "exclude"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
         return cls(**data)
 
-    def difference(self, other: "StoreSpec", keys: tuple[str, ...] | None = None) -> str | None:
+    def difference(self, other: StoreSpec, keys: tuple[str, ...] | None = None) -> str | None:
         """The first of `keys` (default: all fields) in which two specs differ, said in words;
         None when they agree."""
         for key in keys or tuple(asdict(self)):
@@ -220,7 +220,7 @@ class TrainingStore:
         return select_fovs(self.fovs, str(self.path), modalities=modalities, organelles=organelles,
                            exclude=exclude, max_defocus=max_defocus, focus_records=self.focus_records)
 
-    def images(self, max_open: int = 256) -> "StoreImages":
+    def images(self, max_open: int = 256) -> StoreImages:
         return StoreImages(self.path, max_open)
 
 

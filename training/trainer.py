@@ -38,14 +38,21 @@ from models.patchgan import GANLoss, PatchDiscriminator, PatchGANConfig, adaptiv
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 from . import distributed
-from .checkpointing import (atomic_save, load_init_checkpoint, load_module_state, load_training_checkpoint,
-                            module_state, rng_state, set_rng_state)
+from .checkpointing import (
+    atomic_save,
+    load_init_checkpoint,
+    load_module_state,
+    load_training_checkpoint,
+    module_state,
+    rng_state,
+    set_rng_state,
+)
 from .dataset import INPUT_NORM, ImageCache, ImageSource, load_fovs, read_exclusion_list, split_by_study
 from .loader import BatchLoader
 from .losses import partial_discriminator_gan, partial_generator_gan, partial_l1
+from .run_guard import guard_resume, guard_run_folder
 from .sampler import BalancedSampler, SamplerConfig
 from .store import TrainingStore
-from .run_guard import guard_resume, guard_run_folder
 from .validation import evaluate, validation_items
 
 LAST, BEST = "last.pt", "best.pt"

@@ -17,7 +17,7 @@ def describe_plan(plan: SetPlan, numbers: tuple[int, ...] | None = None) -> str:
         f"{len(slices)} TL images from "
         f"{len(studies)} studies, one field of view each",
         f"  images per modality: {count(s.modality for s, _ in slices)}",
-        f"  images per organelle: " + ", ".join(
+        "  images per organelle: " + ", ".join(
             f"{o}: {sum(len(s.slices) for s in studies if o in s.organelles)}" for o in ORGANELLES),
         f"  actin studies per modality: {count(s.modality for s in studies if 'actin' in s.organelles)}",
         f"  images per focus deviation: {count(sl.deviation for _, sl in slices)}",

@@ -12,9 +12,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from metrics.aggregate import AGGREGATE_ORGANELLES, TL_ORDER
 from metrics.bootstrap import N_RESAMPLES, paired_difference
 from metrics.challenge import LOWER_IS_BETTER, METRICS_BY_ORGANELLE
-from metrics.aggregate import AGGREGATE_ORGANELLES, TL_ORDER
 
 from .evaluate import ImageRecord
 

@@ -25,7 +25,7 @@ class WindowGeometry:
     name: str = ""
 
     @classmethod
-    def from_spec(cls, spec, overlap: float, name: str = "") -> "WindowGeometry":
+    def from_spec(cls, spec, overlap: float, name: str = "") -> WindowGeometry:
         return cls(spec.pixel_size_um, int(spec.window), int(spec.size_divisor), float(overlap), name)
 
 

@@ -18,8 +18,14 @@ import tifffile
 
 from metrics.pairing import pair
 from preprocessing.atomic_write import write_json
-from preprocessing.ome_io import (ORGANELLES, OmeReadError, parse_ome_metadata, read_ome_tiff, read_series,
-                                  squeeze_singletons)
+from preprocessing.ome_io import (
+    ORGANELLES,
+    OmeReadError,
+    parse_ome_metadata,
+    read_ome_tiff,
+    read_series,
+    squeeze_singletons,
+)
 
 from .config import DefectConfig
 from .grid import WindowGeometry
@@ -71,7 +77,7 @@ class Routes:
 
     def __init__(self, weights_dir: str | os.PathLike, overlap: float | None = None):
         from inference.settings import InferenceSettings
-        from models.manifest import Manifest   # torch: only when routes are asked for
+        from models.manifest import Manifest  # torch: only when routes are asked for
 
         self.manifest = Manifest.load(Path(weights_dir) / "manifest.json", check_hashes=False)
         self.overlap = InferenceSettings().overlap if overlap is None else overlap
