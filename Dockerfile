@@ -29,9 +29,13 @@ RUN if [ -s /tmp/ca-bundle.crt ]; then export PIP_CERT=/tmp/ca-bundle.crt; fi \
 # ---- stage 2: the algorithm.
 # hadolint ignore=DL3029
 FROM --platform=linux/amd64 ${BASE_IMAGE}
+# glibc keeps freed buffers up to 1 GiB mapped instead of re-faulting each window batch
+# (inference/allocator.py: 1.75x faster on this CPU).
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    LMC_WEIGHTS=/opt/app/weights
+    LMC_WEIGHTS=/opt/app/weights \
+    MALLOC_MMAP_THRESHOLD_=1073741824 \
+    MALLOC_TRIM_THRESHOLD_=1073741824
 # /output owned by the user: an empty volume mounted there takes this ownership, so the non-root
 # process can write to it.
 RUN groupadd -g 1001 user && useradd -m --no-log-init -u 1001 -g user user \

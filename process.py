@@ -138,6 +138,8 @@ def prepare_outputs(output_root: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from inference.allocator import keep_freed_memory
+    keep_freed_memory()     # large window buffers are reused, not re-faulted per batch
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     # tifffile logs its fallbacks at ERROR even for files it then reads; the reader captures them
     # (preprocessing/ome_io.read_tiff) and this is the net for any read outside it.

@@ -3,6 +3,7 @@ arrays out. It reuses the container's pipeline (inference/pipeline.predict_image
 are the ones process.py would write, before the uint16 conversion."""
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,14 +15,18 @@ from inference.settings import InferenceSettings
 from preprocessing.ome_io import OmeImage, normalise_modality
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
 def _models(weights: str, device: str):
     # Loading checkpoints costs seconds; a notebook calling predict() in a loop pays it once per
     # (weights folder, device).
-    from models.registry import Manifest, ModelStore
     import torch
+
+    from inference.allocator import keep_freed_memory
+    from models.registry import Manifest, ModelStore
+    keep_freed_memory()     # as process.py: window buffers reused, not re-faulted per batch
     manifest = Manifest.load(Path(weights) / "manifest.json")
     return manifest, ModelStore(manifest, device=torch.device(device))
 
@@ -46,6 +51,15 @@ def _pixel_size(pixel_size_um):
     return (value, value)
 
 
+def _modality(name: str) -> str:
+    """An explicit modality must be understood: a typo must not silently become bright field."""
+    modality = normalise_modality(name)
+    if modality is None:
+        raise ValueError(f"unknown modality {name!r}; expected bright field, phase contrast or DIC "
+                         "(e.g. 'BF', 'PC', 'DIC')")
+    return modality
+
+
 def predict(array, modality: str = "BF", pixel_size_um: float | None = None, *, weights=None,
             tta: str = "rot4", device: str | None = None) -> dict[str, np.ndarray]:
     """Organelle name -> float32 array in [0, 1] of `array`'s shape (2D grey, or H x W x 3 RGB,
@@ -55,8 +69,10 @@ def predict(array, modality: str = "BF", pixel_size_um: float | None = None, *, 
         plane = plane[..., :3].mean(axis=-1)
     if plane.ndim != 2:
         raise ValueError(f"expected a 2D (or H x W x 3) array, got shape {plane.shape}")
-    plane = np.nan_to_num(plane, nan=float(np.nanmedian(plane)) if np.isfinite(plane).any() else 0.0)
-    image = OmeImage(Path("<array>"), plane, normalise_modality(modality), _pixel_size(pixel_size_um),
+    finite = np.isfinite(plane)
+    if not finite.all():    # NaN/inf pixels get the median, as inference/inputs.py does for files
+        plane = np.where(finite, plane, np.median(plane[finite]) if finite.any() else 0.0).astype(np.float32)
+    image = OmeImage(Path("<array>"), plane, _modality(modality), _pixel_size(pixel_size_um),
                      None, np.dtype(np.float32))
     return _run(image, weights, tta, device)
 
@@ -64,9 +80,11 @@ def predict(array, modality: str = "BF", pixel_size_um: float | None = None, *, 
 def predict_file(path, modality: str | None = None, pixel_size_um: float | None = None, *,
                  weights=None, tta: str = "rot4", device: str | None = None) -> dict[str, np.ndarray]:
     """As predict(), for a TIFF/OME-TIFF file; `modality`/`pixel_size_um` override its metadata."""
-    image, _actions = load_input(path)
+    image, notes = load_input(path)
+    for note in notes:          # e.g. a stack reduced to its middle plane
+        log.warning("%s", note)
     if modality is not None:
-        image.modality = normalise_modality(modality)
+        image.modality = _modality(modality)
     if pixel_size_um is not None:
         image.pixel_size_um = _pixel_size(pixel_size_um)
     return _run(image, weights, tta, device)
