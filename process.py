@@ -44,8 +44,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=None, help="window size (default: each checkpoint's)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
     p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA instead of fp16 autocast")
+    p.add_argument("--modality", default=None, metavar="NAME",
+                   help="BF, PC or DIC (or a spelling such as 'phase contrast'): fills in or replaces "
+                        "the files' modality metadata")
+    p.add_argument("--pixel-size", type=float, default=None, metavar="UM",
+                   help="pixel size in µm: fills in or replaces the files' pixel size")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def metadata_overrides(args) -> tuple[str | None, float | None] | None:
+    """(modality, pixel size) from --modality/--pixel-size; None after a one-line error."""
+    import math
+
+    from preprocessing.ome_io import normalise_modality
+    modality = None
+    if args.modality is not None:
+        modality = normalise_modality(args.modality)
+        if modality is None:
+            log.error("--modality %r is not bright field, phase contrast or DIC (e.g. BF, PC, DIC)", args.modality)
+            return None
+    if args.pixel_size is not None and not (math.isfinite(args.pixel_size) and args.pixel_size > 0):
+        log.error("--pixel-size must be a finite number of µm above 0, got %s", args.pixel_size)
+        return None
+    return modality, args.pixel_size
+
+
+def apply_overrides(image, overrides: tuple[str | None, float | None]) -> None:
+    """The flags win over the file's metadata; a change of a value the file had is said per file."""
+    modality, pixel_size = overrides
+    if modality is not None:
+        if image.modality not in (None, modality):
+            log.warning("%s: modality %s from its metadata replaced by --modality %s", image.path.name,
+                        image.modality, modality)
+        image.modality = modality
+    if pixel_size is not None:
+        if image.pixel_size_um is not None and tuple(image.pixel_size_um) != (pixel_size, pixel_size):
+            log.warning("%s: pixel size %s µm from its metadata replaced by --pixel-size %g", image.path.name,
+                        "x".join(f"{v:g}" for v in image.pixel_size_um), pixel_size)
+        image.pixel_size_um = (pixel_size, pixel_size)
 
 
 def write_outputs(prediction, image, output_root: Path) -> list[Path]:
@@ -64,7 +101,8 @@ def write_outputs(prediction, image, output_root: Path) -> list[Path]:
                           for o in OUTPUT_SUBDIRS)
 
 
-def process_file(path: Path, manifest, store, settings: InferenceSettings, output_root: Path) -> bool:
+def process_file(path: Path, manifest, store, settings: InferenceSettings, output_root: Path,
+                 overrides: tuple[str | None, float | None] = (None, None)) -> bool:
     """Predict and write one file; log its line. False (after logging why) when it failed."""
     from inference.inputs import load_input
     from preprocessing.ome_io import OmeReadError
@@ -80,6 +118,7 @@ def process_file(path: Path, manifest, store, settings: InferenceSettings, outpu
         return False
     for note in notes:
         log.warning("%s: %s", path.name, note)
+    apply_overrides(image, overrides)
     from inference.pipeline import predict_image
     try:
         prediction = predict_image(image, manifest, store, settings)
@@ -136,6 +175,18 @@ def prepare_outputs(output_root: Path) -> bool:
     return True
 
 
+def cuda_missing(settings: InferenceSettings) -> bool:
+    """--device cuda on a machine without CUDA: said once, before any image is read."""
+    if not (settings.device or "").startswith("cuda"):
+        return False
+    import torch
+    if torch.cuda.is_available():
+        return False
+    log.error("--device %s requested but CUDA is not available here (torch %s); use --device cpu or "
+              "leave --device out", settings.device, torch.__version__)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from inference.allocator import keep_freed_memory
@@ -150,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
                                      amp=not args.no_amp, window=args.window)
     except ValueError as exc:
         log.error("bad setting: %s", exc)
+        return 2
+    overrides = metadata_overrides(args)
+    if overrides is None:
+        return 2
+    if cuda_missing(settings):
         return 2
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -175,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     start, failed = time.perf_counter(), []
     with logging_redirect_tqdm():
         for path in tqdm(files, desc="images", unit="img", disable=args.quiet):
-            if not process_file(path, manifest, store, settings, output_root):
+            if not process_file(path, manifest, store, settings, output_root, overrides):
                 failed.append(path.name)
     log.info("%d/%d image(s) written to %s in %.1fs on %s", len(files) - len(failed), len(files),
              output_root, time.perf_counter() - start, settings.torch_device())

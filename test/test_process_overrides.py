@@ -1,0 +1,63 @@
+"""process.py --modality / --pixel-size fill in or replace metadata; --device cuda without CUDA stops at once."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import tifffile
+from test_inference_support import tl_array, weights_dir, write_tl  # noqa: F401
+
+import process
+
+FAST = ["--tta", "none", "--quiet"]
+
+
+def _run(inp, out, weights, *extra) -> int:
+    return process.main(["--input", str(inp), "--output", str(out), "--weights", str(weights), "--device", "cpu",
+                         *FAST, *extra])
+
+
+def _output_pixel_size(out, name) -> tuple[float, float] | None:
+    from preprocessing.ome_io import read_ome_tiff
+    return read_ome_tiff(next(out.glob(f"images/nucleus-*/{name}"))).pixel_size_um
+
+
+def test_flags_fill_in_what_a_plain_tiff_lacks(tmp_path, weights_dir, caplog):  # noqa: F811
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "plain.tif", tl_array((24, 24)))
+    caplog.set_level(logging.INFO)
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir, "--modality", "phase-contrast",
+                "--pixel-size", "0.2") == 0
+    text = caplog.text
+    assert "modality=PC models=" in text and "(fallback)" not in text
+    assert _output_pixel_size(tmp_path / "out", "plain.tif") == pytest.approx((0.2, 0.2))
+
+
+def test_flags_replace_metadata_and_say_so(tmp_path, weights_dir, caplog):  # noqa: F811
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((24, 24)), modality="BF")
+    caplog.set_level(logging.INFO)
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir, "--modality", "DIC") == 0
+    assert "a.tiff: modality BF from its metadata replaced by --modality DIC" in caplog.text
+    assert "modality=DIC models=" in caplog.text
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--modality", "fluorescence"], "--modality 'fluorescence' is not bright field"),
+    (["--pixel-size", "0"], "--pixel-size must be a finite number"),
+    (["--pixel-size", "nan"], "--pixel-size must be a finite number"),
+])
+def test_bad_flags_are_one_line_and_exit_2(tmp_path, weights_dir, caplog, extra, message):  # noqa: F811
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((24, 24)))
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir, *extra) == 2
+    assert message in caplog.text
+    assert not (tmp_path / "out").exists()          # stopped before anything was read or written
+
+
+def test_cuda_requested_without_cuda_stops_once_before_any_image(tmp_path, weights_dir, caplog, monkeypatch):  # noqa: F811
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((24, 24)))
+    code = process.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                         "--weights", str(weights_dir), "--device", "cuda", *FAST])
+    assert code == 2
+    assert caplog.text.count("CUDA is not available") == 1 and "FAILED" not in caplog.text
