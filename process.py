@@ -54,35 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def metadata_overrides(args) -> tuple[str | None, float | None] | None:
-    """(modality, pixel size) from --modality/--pixel-size; None after a one-line error."""
-    import math
-
-    from preprocessing.ome_io import normalise_modality
-    modality = None
-    if args.modality is not None:
-        modality = normalise_modality(args.modality)
-        if modality is None:
-            log.error("--modality %r is not bright field, phase contrast or DIC (e.g. BF, PC, DIC)", args.modality)
-            return None
-    if args.pixel_size is not None and not (math.isfinite(args.pixel_size) and args.pixel_size > 0):
-        log.error("--pixel-size must be a finite number of µm above 0, got %s", args.pixel_size)
+    """(modality, pixel size) from --modality/--pixel-size, checked; None after a one-line error."""
+    from inference.inputs import checked_modality, checked_pixel_size
+    try:
+        return (None if args.modality is None else checked_modality(args.modality, "--modality"),
+                None if args.pixel_size is None else checked_pixel_size(args.pixel_size, "--pixel-size"))
+    except ValueError as exc:
+        log.error("%s", exc)
         return None
-    return modality, args.pixel_size
-
-
-def apply_overrides(image, overrides: tuple[str | None, float | None]) -> None:
-    """The flags win over the file's metadata; a change of a value the file had is said per file."""
-    modality, pixel_size = overrides
-    if modality is not None:
-        if image.modality not in (None, modality):
-            log.warning("%s: modality %s from its metadata replaced by --modality %s", image.path.name,
-                        image.modality, modality)
-        image.modality = modality
-    if pixel_size is not None:
-        if image.pixel_size_um is not None and tuple(image.pixel_size_um) != (pixel_size, pixel_size):
-            log.warning("%s: pixel size %s µm from its metadata replaced by --pixel-size %g", image.path.name,
-                        "x".join(f"{v:g}" for v in image.pixel_size_um), pixel_size)
-        image.pixel_size_um = (pixel_size, pixel_size)
 
 
 def write_outputs(prediction, image, output_root: Path) -> list[Path]:
@@ -104,7 +83,7 @@ def write_outputs(prediction, image, output_root: Path) -> list[Path]:
 def process_file(path: Path, manifest, store, settings: InferenceSettings, output_root: Path,
                  overrides: tuple[str | None, float | None] = (None, None)) -> bool:
     """Predict and write one file; log its line. False (after logging why) when it failed."""
-    from inference.inputs import load_input
+    from inference.inputs import load_input, override_metadata
     from preprocessing.ome_io import OmeReadError
     from preprocessing.output_group import DiskFullError
     start = time.perf_counter()
@@ -118,7 +97,7 @@ def process_file(path: Path, manifest, store, settings: InferenceSettings, outpu
         return False
     for note in notes:
         log.warning("%s: %s", path.name, note)
-    apply_overrides(image, overrides)
+    override_metadata(image, *overrides)
     from inference.pipeline import predict_image
     try:
         prediction = predict_image(image, manifest, store, settings)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.inputs import load_input
+from inference.inputs import checked_modality, checked_pixel_size, finite_float32, load_input, override_metadata
 from inference.pipeline import predict_image
 from inference.settings import InferenceSettings
-from preprocessing.ome_io import OmeImage, normalise_modality
+from preprocessing.ome_io import OmeImage
+from preprocessing.planes import reduce_to_plane
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 log = logging.getLogger(__name__)
@@ -42,38 +43,23 @@ def _run(image: OmeImage, weights, tta: str, device) -> dict[str, np.ndarray]:
     return predict_image(image, manifest, store, settings).organelles
 
 
-def _pixel_size(pixel_size_um):
-    if pixel_size_um is None:
-        return None
-    value = float(pixel_size_um)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"pixel_size_um must be finite and > 0, got {pixel_size_um!r}")
-    return (value, value)
-
-
-def _modality(name: str) -> str:
-    """An explicit modality must be understood: a typo must not silently become bright field."""
-    modality = normalise_modality(name)
-    if modality is None:
-        raise ValueError(f"unknown modality {name!r}; expected bright field, phase contrast or DIC "
-                         "(e.g. 'BF', 'PC', 'DIC')")
-    return modality
-
-
 def predict(array, modality: str = "BF", pixel_size_um: float | None = None, *, weights=None,
             tta: str = "rot4", device: str | None = None) -> dict[str, np.ndarray]:
     """Organelle name -> float32 array in [0, 1] of `array`'s shape (2D grey, or H x W x 3 RGB,
     which is averaged). `pixel_size_um=None` predicts unresampled."""
-    plane = np.asarray(array, dtype=np.float32)
-    if plane.ndim == 3 and plane.shape[-1] in (3, 4):
-        plane = plane[..., :3].mean(axis=-1)
-    if plane.ndim != 2:
-        raise ValueError(f"expected a 2D (or H x W x 3) array, got shape {plane.shape}")
-    finite = np.isfinite(plane)
-    if not finite.all():    # NaN/inf pixels get the median, as inference/inputs.py does for files
-        plane = np.where(finite, plane, np.median(plane[finite]) if finite.any() else 0.0).astype(np.float32)
-    image = OmeImage(Path("<array>"), plane, _modality(modality), _pixel_size(pixel_size_um),
-                     None, np.dtype(np.float32))
+    array = np.asarray(array)
+    colour = array.ndim == 3 and array.shape[-1] in (3, 4)
+    if array.ndim != 2 and not colour:
+        raise ValueError(f"expected a 2D (or H x W x 3) array, got shape {array.shape}")
+    # The file reader's rules: colour averaged (alpha dropped), NaN/inf set to the median.
+    plane, actions = reduce_to_plane(array, "YXS" if colour else "YX", alpha_samples=int(array.shape[-1] == 4
+                                                                                         and colour))
+    plane = finite_float32(plane, actions)
+    for note in actions:
+        log.warning("<array>: %s", note)
+    pixel = None if pixel_size_um is None else checked_pixel_size(pixel_size_um, "pixel_size_um")
+    image = OmeImage(Path("<array>"), plane, checked_modality(modality, "unknown modality"),
+                     None if pixel is None else (pixel, pixel), None, array.dtype)
     return _run(image, weights, tta, device)
 
 
@@ -83,8 +69,7 @@ def predict_file(path, modality: str | None = None, pixel_size_um: float | None 
     image, notes = load_input(path)
     for note in notes:          # e.g. a stack reduced to its middle plane
         log.warning("%s", note)
-    if modality is not None:
-        image.modality = _modality(modality)
-    if pixel_size_um is not None:
-        image.pixel_size_um = _pixel_size(pixel_size_um)
+    override_metadata(image,
+                      None if modality is None else checked_modality(modality, "unknown modality"),
+                      None if pixel_size_um is None else checked_pixel_size(pixel_size_um, "pixel_size_um"))
     return _run(image, weights, tta, device)

@@ -9,17 +9,20 @@ the median. Only files that cannot be read at all, or whose plane is over MAX_IN
 """
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
-from preprocessing.ome_io import OmeImage, OmeReadError, channel_names, metadata_of, read_tiff
+from preprocessing.ome_io import OmeImage, OmeReadError, channel_names, metadata_of, normalise_modality, read_tiff
 from preprocessing.planes import reduce_to_plane
 
 # 8192 x 8192: four float32 predictions of this size already take 1 GB (see README "Inputs").
 MAX_INPUT_PIXELS = 2 ** 26
 # Finite float magnitudes outside this range lose everything in float32 (inf or denormal zeros).
 _FLOAT_RANGE = (1e-30, 1e30)
+log = logging.getLogger(__name__)
 
 
 def load_input(path: str | Path) -> tuple[OmeImage, list[str]]:
@@ -33,14 +36,14 @@ def load_input(path: str | Path) -> tuple[OmeImage, list[str]]:
     if plane.size > MAX_INPUT_PIXELS:
         raise OmeReadError(f"{path}: plane {plane.shape[0]}x{plane.shape[1]} is over the bound of "
                            f"{MAX_INPUT_PIXELS} pixels")
-    plane = _float32(plane, actions)
+    plane = finite_float32(plane, actions)
     modality, pixel_size = metadata_of(raw, actions)
     image = OmeImage(path=path, array=np.ascontiguousarray(plane, dtype=np.float32), modality=modality,
                      pixel_size_um=pixel_size, ome_xml=raw.ome_xml, dtype=raw.data.dtype)
     return image, ([f"{path}: {'; '.join(actions)}"] if actions else [])
 
 
-def _float32(plane: np.ndarray, actions: list[str]) -> np.ndarray:
+def finite_float32(plane: np.ndarray, actions: list[str]) -> np.ndarray:
     """The plane as finite float32; a rescale or a fill is added to `actions`."""
     if plane.dtype.kind == "f":
         finite = np.isfinite(plane)
@@ -58,3 +61,35 @@ def _float32(plane: np.ndarray, actions: list[str]) -> np.ndarray:
         plane = np.where(finite, plane, np.float32(fill)).astype(np.float32)
         actions.append(f"{int((~finite).sum())} NaN/inf pixel(s) set to the median {fill:g}")
     return plane
+
+
+def checked_modality(name: str, label: str) -> str:
+    """A modality a person gave (flag or argument), understood or a ValueError: a typo must not
+    silently become bright field. `label` names where it came from in the message."""
+    modality = normalise_modality(name)
+    if modality is None:
+        raise ValueError(f"{label} {name!r} is not bright field, phase contrast or DIC (e.g. BF, PC, DIC)")
+    return modality
+
+
+def checked_pixel_size(value: float, label: str) -> float:
+    """A pixel size a person gave, finite and positive, or a ValueError naming `label`."""
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{label} must be a finite number of µm above 0, got {value}")
+    return value
+
+
+def override_metadata(image: OmeImage, modality: str | None, pixel_size_um: float | None) -> None:
+    """Checked values a person gave win over the file's metadata; replacing a value the file had is
+    logged, naming the file (process.py --modality/--pixel-size, inference.api.predict_file)."""
+    if modality is not None:
+        if image.modality not in (None, modality):
+            log.warning("%s: modality %s from its metadata replaced by --modality %s", image.path.name,
+                        image.modality, modality)
+        image.modality = modality
+    if pixel_size_um is not None:
+        if image.pixel_size_um is not None and tuple(image.pixel_size_um) != (pixel_size_um, pixel_size_um):
+            log.warning("%s: pixel size %s µm from its metadata replaced by --pixel-size %g", image.path.name,
+                        "x".join(f"{v:g}" for v in image.pixel_size_um), pixel_size_um)
+        image.pixel_size_um = (pixel_size_um, pixel_size_um)
