@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--input", default=os.environ.get("LMC_INPUT", DEFAULT_INPUT),
-                   help="folder of TL .tif/.tiff files (env LMC_INPUT)")
+                   help="folder of TL images (.tif/.tiff, also .png, .jpg, ...) or one file (env LMC_INPUT)")
     p.add_argument("--output", default=os.environ.get("LMC_OUTPUT", DEFAULT_OUTPUT),
                    help="output root; organelle folders go under images/ (env LMC_OUTPUT)")
     p.add_argument("--weights", default=os.environ.get("LMC_WEIGHTS", DEFAULT_WEIGHTS),
@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the files' modality metadata")
     p.add_argument("--pixel-size", type=float, default=None, metavar="UM",
                    help="pixel size in µm: fills in or replaces the files' pixel size")
+    p.add_argument("--plane", type=int, default=None, metavar="INDEX",
+                   help="for z-stacks and time series: the plane to use (0-based; default the middle one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -56,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 def metadata_overrides(args) -> tuple[str | None, float | None] | None:
     """(modality, pixel size) from --modality/--pixel-size, checked; None after a one-line error."""
     from inference.inputs import checked_modality, checked_pixel_size
+    if args.plane is not None and args.plane < 0:
+        log.error("--plane must be 0 or more, got %d", args.plane)
+        return None
     try:
         return (None if args.modality is None else checked_modality(args.modality, "--modality"),
                 None if args.pixel_size is None else checked_pixel_size(args.pixel_size, "--pixel-size"))
@@ -81,14 +86,14 @@ def write_outputs(prediction, image, output_root: Path) -> list[Path]:
 
 
 def process_file(path: Path, manifest, store, settings: InferenceSettings, output_root: Path,
-                 overrides: tuple[str | None, float | None] = (None, None)) -> bool:
+                 overrides: tuple[str | None, float | None] = (None, None), plane: int | None = None) -> bool:
     """Predict and write one file; log its line. False (after logging why) when it failed."""
     from inference.inputs import load_input, override_metadata
     from preprocessing.ome_io import OmeReadError
     from preprocessing.output_group import DiskFullError
     start = time.perf_counter()
     try:
-        image, notes = load_input(path)
+        image, notes = load_input(path, plane)
     except OmeReadError as exc:
         log.error("FAILED %s", exc)
         return False
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     files, dropped = found
     if not files:
-        log.error("no .tif/.tiff files in %s", input_path)
+        log.error("no input images (.tif/.tiff, .png, .jpg, ...) in %s", input_path)
         return 1
     if not prepare_outputs(output_root):
         return 1
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     start, failed = time.perf_counter(), []
     with logging_redirect_tqdm():
         for path in tqdm(files, desc="images", unit="img", disable=args.quiet):
-            if not process_file(path, manifest, store, settings, output_root, overrides):
+            if not process_file(path, manifest, store, settings, output_root, overrides, args.plane):
                 failed.append(path.name)
     log.info("%d/%d image(s) written to %s in %.1fs on %s", len(files) - len(failed), len(files),
              output_root, time.perf_counter() - start, settings.torch_device())

@@ -64,9 +64,11 @@ def predict(array, modality: str = "BF", pixel_size_um: float | None = None, *, 
 
 
 def predict_file(path, modality: str | None = None, pixel_size_um: float | None = None, *,
-                 weights=None, tta: str = "rot4", device: str | None = None) -> dict[str, np.ndarray]:
-    """As predict(), for a TIFF/OME-TIFF file; `modality`/`pixel_size_um` override its metadata."""
-    image, notes = load_input(path)
+                 plane: int | None = None, weights=None, tta: str = "rot4",
+                 device: str | None = None) -> dict[str, np.ndarray]:
+    """As predict(), for a TIFF/OME-TIFF (or PNG, JPEG, ...) file; `modality`/`pixel_size_um`
+    override its metadata; `plane` picks a stack's plane instead of the middle one."""
+    image, notes = load_input(path, plane)
     for note in notes:          # e.g. a stack reduced to its middle plane
         log.warning("%s", note)
     override_metadata(image,

@@ -1,4 +1,5 @@
-"""Reading one input for inference: every readable file becomes one usable grey plane.
+"""Reading one input for inference: every readable file (TIFF, or a 2D image of
+preprocessing/image_files.py) becomes one usable grey plane.
 
 The evaluator fails a whole job when any of the four outputs is missing, so an input that is
 readable but odd is turned into a plane by documented rules (preprocessing/planes.py: stacks give
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocessing.image_files import is_image_file_name, read_image_file
 from preprocessing.ome_io import OmeImage, OmeReadError, channel_names, metadata_of, normalise_modality, read_tiff
 from preprocessing.planes import reduce_to_plane
 
@@ -25,20 +27,22 @@ _FLOAT_RANGE = (1e-30, 1e30)
 log = logging.getLogger(__name__)
 
 
-def load_input(path: str | Path) -> tuple[OmeImage, list[str]]:
-    """(image, warnings). Raises OmeReadError (naming the file) when nothing usable can be read."""
+def load_input(path: str | Path, plane: int | None = None) -> tuple[OmeImage, list[str]]:
+    """(image, warnings). Raises OmeReadError (naming the file) when nothing usable can be read,
+    or when `plane` (the stack index to use instead of the middle plane) is out of range."""
     path = Path(path)
-    raw = read_tiff(path)
+    raw = read_image_file(path) if is_image_file_name(path.name) else read_tiff(path)
     try:
-        plane, actions = reduce_to_plane(raw.data, raw.axes, channel_names(raw.ome_xml), raw.alpha_samples)
+        grey, actions = reduce_to_plane(raw.data, raw.axes, channel_names(raw.ome_xml), raw.alpha_samples,
+                                         plane)
     except ValueError as exc:
         raise OmeReadError(f"{path}: {exc} (axes {raw.axes})") from exc
-    if plane.size > MAX_INPUT_PIXELS:
-        raise OmeReadError(f"{path}: plane {plane.shape[0]}x{plane.shape[1]} is over the bound of "
+    if grey.size > MAX_INPUT_PIXELS:
+        raise OmeReadError(f"{path}: plane {grey.shape[0]}x{grey.shape[1]} is over the bound of "
                            f"{MAX_INPUT_PIXELS} pixels")
-    plane = finite_float32(plane, actions)
+    grey = finite_float32(grey, actions)
     modality, pixel_size = metadata_of(raw, actions)
-    image = OmeImage(path=path, array=np.ascontiguousarray(plane, dtype=np.float32), modality=modality,
+    image = OmeImage(path=path, array=np.ascontiguousarray(grey, dtype=np.float32), modality=modality,
                      pixel_size_um=pixel_size, ome_xml=raw.ome_xml, dtype=raw.data.dtype)
     return image, ([f"{path}: {'; '.join(actions)}"] if actions else [])
 

@@ -398,5 +398,7 @@ def list_tiffs(folder: str | os.PathLike) -> list[Path]:
 
 
 def output_name(input_path: str | os.PathLike) -> str:
-    """The output file name for an input: the challenge keeps the input's base name."""
-    return Path(input_path).name
+    """The output file name for an input: the challenge keeps a TIFF's base name; any other image
+    (cells.png) gets its stem with .ome.tiff, since the outputs are OME-TIFFs whatever came in."""
+    name = Path(input_path).name
+    return name if name.lower().endswith((".tif", ".tiff")) else f"{Path(name).stem}.ome.tiff"

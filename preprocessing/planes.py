@@ -9,7 +9,9 @@ than one plane is reduced by fixed rules rather than refused, and every reductio
   "Bright", "Phase", "Nomarski", "TL", ...), that channel is used; otherwise they are averaged.
 - Every other axis (Z, T, pages, unlabelled): the middle plane, index n // 2. A z-stack acquired
   around focus has its best plane near the middle, and the rule is cheap and deterministic (the
-  highest-variance plane would favour noise and needs every plane decoded).
+  highest-variance plane would favour noise and needs every plane decoded). A person who knows
+  better names the plane (`plane`, process.py --plane): it indexes the stack axis, Z first when
+  there are several; the other stack axes keep their middle plane.
 When tifffile's labels are unknown ("?"), the last two axes are Y and X, after a last axis of 3 or
 4 is taken as colour samples.
 """
@@ -21,10 +23,11 @@ from preprocessing.ome_io import is_transmitted_light
 
 
 def reduce_to_plane(data: np.ndarray, axes: str, names: list[str | None] | None = None,
-                    alpha_samples: int = 0) -> tuple[np.ndarray, list[str]]:
+                    alpha_samples: int = 0, plane: int | None = None) -> tuple[np.ndarray, list[str]]:
     """(H x W plane in the input dtype or float, what was done in words). `names`: the OME channel
     names, for a C axis (or an S axis with one name per sample); `alpha_samples`: how many trailing
-    S samples are alpha."""
+    S samples are alpha; `plane`: the index to take along the stack axis instead of the middle
+    (a ValueError when out of range; ignored, and said, for a single plane)."""
     data, axes = np.asarray(data), _labelled(data.shape, axes)
     if data.ndim < 2:
         raise ValueError(f"not an image: shape {data.shape}")
@@ -34,18 +37,36 @@ def reduce_to_plane(data: np.ndarray, axes: str, names: list[str | None] | None 
         data, axes = _samples(data, axes, alpha_samples, names or [], actions)
     if "C" in axes:
         data, axes = _channels(data, axes, names or [], actions)
-    for label in [a for a in axes if a not in "YX"]:
+    stacks = [a for a in axes if a not in "YX"]
+    chosen = _chosen_axis(data.shape, axes, stacks) if plane is not None else None
+    if plane is not None and chosen is None:
+        actions.append(f"plane {plane} asked for, but the file holds a single plane")
+    for label in stacks:
         i, n = axes.index(label), data.shape[axes.index(label)]
-        if n > 1:
-            actions.append(f"{_AXIS_NAMES.get(label, 'axis ' + label)} of {n}: the middle plane "
-                           f"(index {n // 2}) used")
-        data, axes = np.take(data, n // 2, axis=i), axes.replace(label, "", 1)
+        what = _AXIS_NAMES.get(label, "axis " + label)
+        if label == chosen and n > 1:
+            chosen = None        # one axis only, even when unknown labels repeat ("QQYX")
+            if not 0 <= plane < n:
+                raise ValueError(f"plane {plane} asked for, but the {what} has {n} planes (0 to {n - 1})")
+            actions.append(f"{what} of {n}: plane {plane} used, as asked")
+            index = plane
+        else:
+            index = n // 2
+            if n > 1:
+                actions.append(f"{what} of {n}: the middle plane (index {index}) used")
+        data, axes = np.take(data, index, axis=i), axes.replace(label, "", 1)
     if axes == "XY":
         data = data.T
     return data, actions
 
 
 _AXIS_NAMES = {"Z": "z-stack", "T": "time series", "I": "page stack", "Q": "page stack"}
+
+
+def _chosen_axis(shape: tuple[int, ...], axes: str, stacks: list[str]) -> str | None:
+    """The stack axis a plane index refers to: Z when it holds several planes, else the first that does."""
+    longer = [a for a in stacks if shape[axes.index(a)] > 1]
+    return "Z" if "Z" in longer else (longer[0] if longer else None)
 
 
 def _labelled(shape: tuple[int, ...], axes: str) -> str:

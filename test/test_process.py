@@ -104,7 +104,7 @@ def test_missing_weights_empty_input_and_bad_settings_exit_nonzero(tmp_path, wei
     assert _run(tmp_path / "in", tmp_path / "out", tmp_path / "no-weights") == 1
     assert "manifest not found" in caplog.text
     assert _run(tmp_path / "empty", tmp_path / "out", weights_dir) == 1
-    assert "no .tif/.tiff files" in caplog.text
+    assert "no input images (.tif/.tiff, .png, .jpg, ...)" in caplog.text
     assert _run(tmp_path / "missing", tmp_path / "out", weights_dir) == 1
     assert _run(tmp_path / "in", tmp_path / "out", weights_dir, "--overlap", "1.0") == 2
 

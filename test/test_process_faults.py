@@ -162,7 +162,7 @@ def test_unprocessed_entries_are_named_and_dropped_inputs_fail_the_run(tmp_path,
     assert _shape_of_outputs(out, long_name) == {(16, 16)} and _shape_of_outputs(out, "link.tiff") == {(16, 16)}
     log = caplog.text
     for name, reason in [(".hidden.tiff", "hidden"), ("broken.tiff", "broken symbolic link"),
-                         ("pipe.tiff", "FIFO"), ("folder.tiff", "directory"), ("notes.txt", "not a .tif")]:
+                         ("pipe.tiff", "FIFO"), ("folder.tiff", "directory"), ("notes.txt", "not a TIFF or other image")]:
         assert f"skipped {name}: " in log and reason in _lines(caplog, f"skipped {name}"), name
     assert "3 entries looked like input(s) but could not be read: broken.tiff, folder.tiff, pipe.tiff" in log
 
