@@ -24,7 +24,21 @@ from inference.settings import BLEND_MODES, TTA_MODES, InferenceSettings
 DEFAULT_INPUT = "/input/images/organelles-transmitted-light-ome-tiff"
 DEFAULT_OUTPUT = "/output"
 DEFAULT_WEIGHTS = str(Path(__file__).resolve().parent / "weights")
+# Grand-challenge extracts an algorithm's uploaded model tarball here (export.sh --model makes one):
+# weights updated without rebuilding the image win over the baked-in ones.
+PLATFORM_MODEL_DIR = Path("/opt/ml/model")
 log = logging.getLogger("process")
+
+
+def default_weights() -> str:
+    """LMC_WEIGHTS, else the platform's model folder when it holds a manifest.json (at its top or
+    in weights/), else the weights baked in beside this file."""
+    if os.environ.get("LMC_WEIGHTS"):
+        return os.environ["LMC_WEIGHTS"]
+    for folder in (PLATFORM_MODEL_DIR, PLATFORM_MODEL_DIR / "weights"):
+        if (folder / "manifest.json").is_file():
+            return str(folder)
+    return DEFAULT_WEIGHTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of TL images (.tif/.tiff, also .png, .jpg, ...) or one file (env LMC_INPUT)")
     p.add_argument("--output", default=os.environ.get("LMC_OUTPUT", DEFAULT_OUTPUT),
                    help="output root; organelle folders go under images/ (env LMC_OUTPUT)")
-    p.add_argument("--weights", default=os.environ.get("LMC_WEIGHTS", DEFAULT_WEIGHTS),
-                   help="folder with manifest.json and checkpoints (env LMC_WEIGHTS)")
+    p.add_argument("--weights", default=default_weights(),
+                   help="folder with manifest.json and checkpoints (default: env LMC_WEIGHTS, else "
+                        f"{PLATFORM_MODEL_DIR} when it holds a manifest.json, else the baked-in weights/)")
     p.add_argument("--overlap", type=float, default=d.overlap, help="window overlap in [0, 1)")
     p.add_argument("--tta", choices=TTA_MODES, default=d.tta, help="test-time augmentation")
     p.add_argument("--blend", choices=BLEND_MODES, default=d.blend, help="window blending")
@@ -51,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixel size in µm: fills in or replaces the files' pixel size")
     p.add_argument("--plane", type=int, default=None, metavar="INDEX",
                    help="for z-stacks and time series: the plane to use (0-based; default the middle one)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also write per-pixel spread maps (std over TTA views and ensemble members) to "
+                        "OUTPUT/uncertainty/<organelle>-spread/, float32")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -70,23 +88,29 @@ def metadata_overrides(args) -> tuple[str | None, float | None] | None:
 
 
 def write_outputs(prediction, image, output_root: Path) -> list[Path]:
-    """The four outputs of one input, together or not at all (preprocessing/output_group.py)."""
-    from preprocessing.layout import OUTPUT_SUBDIRS
+    """The four outputs of one input (and its four spread maps when the prediction has them),
+    together or not at all (preprocessing/output_group.py)."""
+    from preprocessing.layout import OUTPUT_SUBDIRS, SPREAD_SUBDIRS
     from preprocessing.ome_io import ORGANELLE_FILE_NAMES, output_name, output_pixel_size, to_uint16, write_ome_tiff
     from preprocessing.output_group import write_together
     for note in output_pixel_size(image.pixel_size_um)[2]:   # said once for the four, naming the input
         log.warning("%s: %s", image.path.name, note)
 
-    def writer(organelle):
-        return lambda tmp: write_ome_tiff(tmp, to_uint16(prediction.organelles[organelle] * 65535.0),
-                                          channel_name=ORGANELLE_FILE_NAMES[organelle],
+    def writer(array, channel_name):
+        return lambda tmp: write_ome_tiff(tmp, array, channel_name=channel_name,
                                           pixel_size_um=image.pixel_size_um, warn=False)
-    return write_together((output_root / OUTPUT_SUBDIRS[o] / output_name(image.path), writer(o))
-                          for o in OUTPUT_SUBDIRS)
+    name = output_name(image.path)
+    files = [(output_root / OUTPUT_SUBDIRS[o] / name,
+              writer(to_uint16(prediction.organelles[o] * 65535.0), ORGANELLE_FILE_NAMES[o])) for o in OUTPUT_SUBDIRS]
+    if prediction.spread is not None:   # float32 in prediction units ([0, 1] scale), no rounding
+        files += [(output_root / SPREAD_SUBDIRS[o] / name,
+                   writer(prediction.spread[o], f"{ORGANELLE_FILE_NAMES[o]} spread")) for o in SPREAD_SUBDIRS]
+    return write_together(files)
 
 
 def process_file(path: Path, manifest, store, settings: InferenceSettings, output_root: Path,
-                 overrides: tuple[str | None, float | None] = (None, None), plane: int | None = None) -> bool:
+                 overrides: tuple[str | None, float | None] = (None, None), plane: int | None = None,
+                 spread: bool = False) -> bool:
     """Predict and write one file; log its line. False (after logging why) when it failed."""
     from inference.inputs import load_input, override_metadata
     from preprocessing.ome_io import OmeReadError
@@ -105,7 +129,7 @@ def process_file(path: Path, manifest, store, settings: InferenceSettings, outpu
     override_metadata(image, *overrides)
     from inference.pipeline import predict_image
     try:
-        prediction = predict_image(image, manifest, store, settings)
+        prediction = predict_image(image, manifest, store, settings, spread=spread)
         write_outputs(prediction, image, output_root)
     except DiskFullError as exc:
         log.error("FAILED %s: %s; none of its four outputs was written", path, exc)
@@ -143,12 +167,13 @@ def find_inputs(input_path: Path) -> tuple[list[Path], list[str]] | None:
     return files, [e.name for e in skipped if e.dropped]
 
 
-def prepare_outputs(output_root: Path) -> bool:
+def prepare_outputs(output_root: Path, spread: bool = False) -> bool:
     """Output folders made, a killed run's temporary files removed, writability probed: all
     before any inference, so an unwritable folder costs no model time. False after logging why."""
-    from preprocessing.layout import OUTPUT_SUBDIRS
+    from preprocessing.layout import OUTPUT_SUBDIRS, SPREAD_SUBDIRS
     from preprocessing.output_group import check_writable, remove_leftovers
-    folders = [output_root / sub for sub in OUTPUT_SUBDIRS.values()]
+    subdirs = list(OUTPUT_SUBDIRS.values()) + (list(SPREAD_SUBDIRS.values()) if spread else [])
+    folders = [output_root / sub for sub in subdirs]
     problems = [p for p in (check_writable(f) for f in folders) if p]
     if problems:
         log.error("output folder not writable: %s", "; ".join(problems))
@@ -169,6 +194,18 @@ def cuda_missing(settings: InferenceSettings) -> bool:
     log.error("--device %s requested but CUDA is not available here (torch %s); use --device cpu or "
               "leave --device out", settings.device, torch.__version__)
     return True
+
+
+def log_environment(settings: InferenceSettings, weights: Path) -> None:
+    """One line that makes a run's log self-describing: what ran where, with which weights."""
+    import torch
+
+    from models.registry import sha256_file
+    device = settings.torch_device()
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    log.info("torch %s, CUDA %s, device %s%s, %d thread(s); weights %s (manifest sha256 %s)", torch.__version__,
+             torch.version.cuda if torch.cuda.is_available() else "not available", device, gpu,
+             torch.get_num_threads(), weights, sha256_file(weights / "manifest.json")[:12])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         log.error("no input images (.tif/.tiff, .png, .jpg, ...) in %s", input_path)
         return 1
-    if not prepare_outputs(output_root):
+    if not prepare_outputs(output_root, args.uncertainty):
         return 1
     try:
         manifest = Manifest.load(weights / "manifest.json")
@@ -212,10 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot load weights from %s: %s", weights, exc)
         return 1
     store = ModelStore(manifest, device=settings.torch_device())
+    log_environment(settings, weights)
     start, failed = time.perf_counter(), []
     with logging_redirect_tqdm():
         for path in tqdm(files, desc="images", unit="img", disable=args.quiet):
-            if not process_file(path, manifest, store, settings, output_root, overrides, args.plane):
+            if not process_file(path, manifest, store, settings, output_root, overrides, args.plane,
+                                args.uncertainty):
                 failed.append(path.name)
     log.info("%d/%d image(s) written to %s in %.1fs on %s", len(files) - len(failed), len(files),
              output_root, time.perf_counter() - start, settings.torch_device())

@@ -36,17 +36,25 @@ def _settings(tta: str, device: str | None) -> InferenceSettings:
     return InferenceSettings(tta=tta, device=device)
 
 
-def _run(image: OmeImage, weights, tta: str, device) -> dict[str, np.ndarray]:
+def _run(image: OmeImage, weights, tta: str, device, uncertainty: bool):
     settings = _settings(tta, device)
     manifest, store = _models(str(Path(weights or DEFAULT_WEIGHTS).resolve()),
                               str(settings.torch_device()))
-    return predict_image(image, manifest, store, settings).organelles
+    prediction = predict_image(image, manifest, store, settings, spread=uncertainty)
+    if uncertainty:
+        for note in prediction.warnings:
+            if "spread" in note:
+                log.warning("%s: %s", image.path.name, note)
+        return prediction.organelles, prediction.spread
+    return prediction.organelles
 
 
 def predict(array, modality: str = "BF", pixel_size_um: float | None = None, *, weights=None,
-            tta: str = "rot4", device: str | None = None) -> dict[str, np.ndarray]:
+            tta: str = "rot4", device: str | None = None, uncertainty: bool = False):
     """Organelle name -> float32 array in [0, 1] of `array`'s shape (2D grey, or H x W x 3 RGB,
-    which is averaged). `pixel_size_um=None` predicts unresampled."""
+    which is averaged). `pixel_size_um=None` predicts unresampled. `uncertainty=True` returns
+    (predictions, spreads): the spreads are per-pixel standard deviations over the TTA views and
+    ensemble members (zero with tta="none" and one model), the predictions unchanged."""
     array = np.asarray(array)
     colour = array.ndim == 3 and array.shape[-1] in (3, 4)
     if array.ndim != 2 and not colour:
@@ -60,12 +68,12 @@ def predict(array, modality: str = "BF", pixel_size_um: float | None = None, *, 
     pixel = None if pixel_size_um is None else checked_pixel_size(pixel_size_um, "pixel_size_um")
     image = OmeImage(Path("<array>"), plane, checked_modality(modality, "unknown modality"),
                      None if pixel is None else (pixel, pixel), None, array.dtype)
-    return _run(image, weights, tta, device)
+    return _run(image, weights, tta, device, uncertainty)
 
 
 def predict_file(path, modality: str | None = None, pixel_size_um: float | None = None, *,
                  plane: int | None = None, weights=None, tta: str = "rot4",
-                 device: str | None = None) -> dict[str, np.ndarray]:
+                 device: str | None = None, uncertainty: bool = False):
     """As predict(), for a TIFF/OME-TIFF (or PNG, JPEG, ...) file; `modality`/`pixel_size_um`
     override its metadata; `plane` picks a stack's plane instead of the middle one."""
     image, notes = load_input(path, plane)
@@ -74,4 +82,4 @@ def predict_file(path, modality: str | None = None, pixel_size_um: float | None 
     override_metadata(image,
                       None if modality is None else checked_modality(modality, "unknown modality"),
                       None if pixel_size_um is None else checked_pixel_size(pixel_size_um, "pixel_size_um"))
-    return _run(image, weights, tta, device)
+    return _run(image, weights, tta, device, uncertainty)

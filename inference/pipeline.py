@@ -25,9 +25,9 @@ from preprocessing.pixel_grid import grid_warnings
 from preprocessing.resampling import to_model_grid, to_shape
 
 from .settings import InferenceSettings
-from .sliding_window import sliding_window_predict
+from .sliding_window import sliding_window_predict, sliding_window_views
 
-__all__ = ["InferenceSettings", "Prediction", "predict_image", "run_checkpoint"]
+__all__ = ["InferenceSettings", "Prediction", "predict_image", "run_checkpoint", "run_checkpoint_views"]
 log = logging.getLogger(__name__)
 # Challenge images are 512-2048 px a side; far smaller ones are worth a word in the log.
 _SMALL_SIDE = 64
@@ -44,13 +44,17 @@ class Prediction:
     fallback: bool                         # True when the image's own modality was missing/unknown
     seconds: float
     warnings: list[str] = field(default_factory=list)   # odd but survivable input, for the log
+    # organelle -> float32 H x W: the per-pixel standard deviation over the views (TTA transforms x
+    # ensemble members), each post-processed as a prediction on its own; None unless asked for.
+    spread: dict[str, np.ndarray] | None = None
 
 
 def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings | None = None,
-                  organelles: tuple[str, ...] = ORGANELLES) -> Prediction:
+                  organelles: tuple[str, ...] = ORGANELLES, spread: bool = False) -> Prediction:
     """Finite [0, 1] predictions of the image's H x W, one per organelle (all four by default; the
     container always needs four). `manifest`/`store`: models.registry. Only the checkpoints that the
-    wanted organelles' routes name are run."""
+    wanted organelles' routes name are run. `spread`: also the per-pixel spread over the views
+    (Prediction.spread); the predictions are the same numbers either way."""
     settings = settings or InferenceSettings()
     unknown = [o for o in organelles if o not in ORGANELLES]
     if unknown or not organelles:
@@ -69,6 +73,7 @@ def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings 
     needed = list(dict.fromkeys(name for names in routes.values() for name in names))
 
     sums = {organelle: np.zeros(image.shape, dtype=np.float32) for organelle in organelles}
+    views: dict[str, list[np.ndarray]] = {organelle: [] for organelle in organelles}
     prepared: dict[tuple, torch.Tensor] = {}  # inputs shared by checkpoints with the same norm/pixel size
     for name in needed:
         checkpoint = store.get(name)
@@ -80,17 +85,34 @@ def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings 
         for note in grid_warnings(image.shape, image.pixel_size_um, checkpoint.spec.pixel_size_um):
             if note not in warnings:  # checkpoints sharing a pixel size say it once
                 warnings.append(note)
-        channels = run_checkpoint(checkpoint, image, settings, prepared)
+        channels, checkpoint_views = _run_checkpoint(checkpoint, image, settings, prepared, keep_views=spread)
         for organelle in wanted:
             sums[organelle] += channels[checkpoint.spec.organelles.index(organelle)]
+            if spread:
+                views[organelle].extend(checkpoint_views[:, checkpoint.spec.organelles.index(organelle)])
     outputs = {o: _finite01(np.divide(sums[o], len(routes[o]), out=sums[o])) for o in organelles}
-    return Prediction(outputs, needed, modality, fallback, time.perf_counter() - start, warnings)
+    spreads = {o: np.std(np.stack(views[o]), axis=0).astype(np.float32) for o in organelles} if spread else None
+    if spread and all(len(v) == 1 for v in views.values()):
+        warnings.append("one view per organelle (no TTA, no ensemble): the spread maps are zero; use --tta rot4 or d4")
+    return Prediction(outputs, needed, modality, fallback, time.perf_counter() - start, warnings, spreads)
 
 
-@torch.inference_mode()   # its outputs are inference tensors, post-processed here in place
 def run_checkpoint(checkpoint, image: OmeImage, settings: InferenceSettings,
                    prepared: dict | None = None) -> np.ndarray:
     """All output channels of one checkpoint for one image: float32 C x H x W in [0, 1]."""
+    return _run_checkpoint(checkpoint, image, settings, prepared, keep_views=False)[0]
+
+
+def run_checkpoint_views(checkpoint, image: OmeImage, settings: InferenceSettings,
+                         prepared: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """As run_checkpoint (the same numbers), plus each TTA view post-processed as a prediction
+    on its own: V x C x H x W."""
+    return _run_checkpoint(checkpoint, image, settings, prepared, keep_views=True)
+
+
+@torch.inference_mode()   # its outputs are inference tensors, post-processed here in place
+def _run_checkpoint(checkpoint, image: OmeImage, settings: InferenceSettings, prepared: dict | None,
+                    keep_views: bool) -> tuple[np.ndarray, np.ndarray | None]:
     spec, model = checkpoint.spec, checkpoint.model
     device = _model_device(model, settings)
     key = (json.dumps(spec.input_norm, sort_keys=True), spec.pixel_size_um)
@@ -108,7 +130,15 @@ def run_checkpoint(checkpoint, image: OmeImage, settings: InferenceSettings,
         model.to(memory_format=torch.channels_last)
         _CHANNELS_LAST.add(model)
     model.eval()
-    y = _predict_bounded(model, x, settings, device, spec, amp)[0]
+    y, views = _predict_bounded(model, x, settings, device, spec, amp, keep_views)
+    y = _to_output(y[0], image, spec)
+    if views is not None:
+        views = np.stack([_to_output(view, image, spec) for view in views])
+    return y, views
+
+
+def _to_output(y: torch.Tensor, image: OmeImage, spec) -> np.ndarray:
+    """A model-grid C x h x w prediction -> float32 C x H x W in [0, 1], range-mapped and calibrated."""
     y = to_shape(y, image.shape)
     low, high = (float(v) for v in spec.output_range)
     # In place: for a 4096² image each C x H x W temporary would cost another 256 MB.
@@ -120,15 +150,17 @@ def run_checkpoint(checkpoint, image: OmeImage, settings: InferenceSettings,
     return y
 
 
-def _predict_bounded(model, x, settings, device, spec, amp) -> torch.Tensor:
-    """Sliding window; on CUDA out-of-memory retry with half the batch (a T4 shares 16 GB)."""
+def _predict_bounded(model, x, settings, device, spec, amp, keep_views=False):
+    """Sliding window (with its views when asked: sliding_window_views); on CUDA out-of-memory
+    retry with half the batch (a T4 shares 16 GB)."""
     batch = settings.batch_size
     while True:
         try:
-            return sliding_window_predict(
-                x, model, window=settings.window or spec.window, overlap=settings.overlap,
-                blend=settings.blend, batch_size=batch, size_divisor=spec.size_divisor, tta=settings.tta,
-                device=device, amp=amp, channels_last=amp)
+            run = sliding_window_views if keep_views else sliding_window_predict
+            result = run(x, model, window=settings.window or spec.window, overlap=settings.overlap,
+                         blend=settings.blend, batch_size=batch, size_divisor=spec.size_divisor, tta=settings.tta,
+                         device=device, amp=amp, channels_last=amp)
+            return result if keep_views else (result, None)
         except torch.cuda.OutOfMemoryError:
             if batch == 1:
                 raise

@@ -101,6 +101,25 @@ def sliding_window_predict(image: torch.Tensor, predictor: Callable[[torch.Tenso
     `buffer_device` overrides where the output and weight sums live (default: the compute device when
     they take under a quarter of its free memory, else the CPU).
     """
+    return _sliding_window(image, predictor, window, overlap, blend, batch_size, size_divisor, tta, device,
+                           amp, amp_dtype, channels_last, buffer_device, keep_views=False)[0]
+
+
+def sliding_window_views(image: torch.Tensor, predictor: Callable[[torch.Tensor], torch.Tensor],
+                         window: int | tuple[int, int], overlap: float = 0.25, blend: str = "gaussian",
+                         batch_size: int = 8, size_divisor: int = 1, tta: str = "none", *,
+                         device: torch.device | str | None = None, amp: bool = False,
+                         amp_dtype: torch.dtype = torch.float16, channels_last: bool = False,
+                         buffer_device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """As sliding_window_predict, plus each TTA view blended on its own: ([1, C_out, H, W] mean,
+    [V, C_out, H, W] views). The mean is accumulated exactly as sliding_window_predict does (the
+    same numbers bit for bit); the views cost V more output buffers, not more forward passes."""
+    return _sliding_window(image, predictor, window, overlap, blend, batch_size, size_divisor, tta, device,
+                           amp, amp_dtype, channels_last, buffer_device, keep_views=True)
+
+
+def _sliding_window(image, predictor, window, overlap, blend, batch_size, size_divisor, tta, device, amp,
+                    amp_dtype, channels_last, buffer_device, keep_views: bool):
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"expected an image of shape [1, C, H, W], got {tuple(image.shape)}")
     if not 0.0 <= overlap < 1.0:
@@ -119,7 +138,7 @@ def sliding_window_predict(image: torch.Tensor, predictor: Callable[[torch.Tenso
         ph, pw = padded.shape[-2:]
         ys, xs = window_starts(ph, th, overlap), window_starts(pw, tw, overlap)
         weight_map = importance_map((th, tw), blend, compute)
-        out = None
+        out = views = None
         for group in _samples(ys, xs, augs, (th, tw)):
             for first in range(0, len(group), batch_size):
                 chunk = group[first:first + batch_size]
@@ -129,9 +148,15 @@ def sliding_window_predict(image: torch.Tensor, predictor: Callable[[torch.Tenso
                         _buffer_device(compute, 4 * (preds.shape[1] + 1) * ph * pw)
                     out = torch.zeros((preds.shape[1], ph, pw), dtype=torch.float32, device=out_dev)
                     weight_map_out = weight_map.to(out_dev)
+                    if keep_views:
+                        views = torch.zeros((len(augs), *out.shape), dtype=torch.float32, device=out_dev)
                 preds = preds.to(out.device)
                 for s, pred in zip(chunk, preds):
-                    out[:, s.y:s.y + th, s.x:s.x + tw].addcmul_(s.transform.invert(pred), weight_map_out)
+                    restored = s.transform.invert(pred)
+                    out[:, s.y:s.y + th, s.x:s.x + tw].addcmul_(restored, weight_map_out)
+                    if views is not None:
+                        views[augs.index(s.transform), :, s.y:s.y + th, s.x:s.x + tw].addcmul_(restored,
+                                                                                                weight_map_out)
         # Every window contributed once per augmentation with the same map, so the divisor is known
         # in advance; computing it apart from the predictions keeps the normalisation explicit.
         weights = torch.zeros((ph, pw), dtype=torch.float32, device=out.device)
@@ -139,7 +164,10 @@ def sliding_window_predict(image: torch.Tensor, predictor: Callable[[torch.Tenso
             for x in xs:
                 weights[y:y + th, x:x + tw] += weight_map_out
         out /= weights * len(augs)
-        return out[None, :, top:top + h, left:left + w].to(image.device)
+        crop = (slice(None), slice(None), slice(top, top + h), slice(left, left + w))
+        if views is not None:
+            views = (views / weights)[crop].to(image.device)
+        return out[None][crop].to(image.device), views
 
 
 def _forward(padded: torch.Tensor, chunk: list[_Sample], tile: tuple[int, int],

@@ -7,6 +7,7 @@ Study layout (the real Light My Cells set and the simulator's output):
 Challenge layout (what the container reads and writes):
     /input/images/organelles-transmitted-light-ome-tiff/<name>.tiff
     /output/images/<organelle>-fluorescence-ome-tiff/<name>.tiff
+    /output/uncertainty/<organelle>-spread/<name>.tiff     (only with --uncertainty; float32)
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from .ome_io import ORGANELLE_FILE_NAMES, ORGANELLES
 
 INPUT_SUBDIR = Path("images/organelles-transmitted-light-ome-tiff")
 OUTPUT_SUBDIRS = {organelle: Path(f"images/{organelle}-fluorescence-ome-tiff") for organelle in ORGANELLES}
+# process.py --uncertainty: the spread maps, beside images/ and never inside the challenge's folders.
+SPREAD_SUBDIRS = {organelle: Path(f"uncertainty/{organelle}-spread") for organelle in ORGANELLES}
 BESTZ_CSV = "bestz.csv"
 BESTZ_COLUMNS = ("name", "modality", "image_z", "best_z")
 

@@ -154,3 +154,31 @@ def test_reads_a_real_file_and_predicts(tmp_path, manifest, store):
     prediction = predict_image(image, manifest, store, FAST)
     assert prediction.modality == "PC" and prediction.models_used == ["p2p"]
     assert all(a.shape == (36, 44) for a in prediction.organelles.values())
+
+
+def test_spread_maps_leave_the_predictions_unchanged(manifest, store):
+    image = _image(tl_array((48, 56)), modality="BF")
+    plain = predict_image(image, manifest, store, FAST)
+    with_spread = predict_image(image, manifest, store, FAST, spread=True)
+    assert plain.spread is None
+    for organelle in ORGANELLES:
+        np.testing.assert_array_equal(with_spread.organelles[organelle], plain.organelles[organelle])
+        spread = with_spread.spread[organelle]
+        assert spread.shape == (48, 56) and spread.dtype == np.float32
+        assert np.all(np.isfinite(spread)) and 0 <= spread.min() and spread.max() <= 0.5
+    # BF nucleus averages two checkpoints x 4 rotations: untrained models disagree somewhere.
+    assert with_spread.spread["nucleus"].max() > 0
+    single = predict_image(image, manifest, store, InferenceSettings(tta="none", device="cpu"), spread=True)
+    assert not any("spread maps are zero" in w for w in single.warnings)   # BF nucleus is an ensemble
+    dic = predict_image(_image(tl_array((48, 56)), modality="DIC"), manifest, store,
+                        InferenceSettings(tta="none", device="cpu"), organelles=("nucleus",), spread=True)
+    assert any("spread maps are zero" in w for w in dic.warnings)
+    np.testing.assert_array_equal(dic.spread["nucleus"], 0)
+
+
+def test_identity_model_has_no_spread_over_rotations(manifest):
+    image = _image(tl_array((40, 40)))
+    store = DictStore({"p2p": identity_checkpoint(), "vq": identity_checkpoint()})
+    prediction = predict_image(image, manifest, store, FAST, spread=True)
+    for organelle in ORGANELLES:
+        np.testing.assert_allclose(prediction.spread[organelle], 0, atol=1e-6)

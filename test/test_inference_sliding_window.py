@@ -161,3 +161,25 @@ def test_4096_image_runs_with_memory_bounded_by_the_batch():
     assert y.shape == (1, 2, 4096, 4096) and max(seen) <= 4
     torch.testing.assert_close(y[:, :1], x, rtol=0, atol=1e-5)
     torch.testing.assert_close(y[:, 1:], -x, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("tta", ["rot4", "d4"])
+def test_views_are_each_transform_alone_and_leave_the_mean_bit_identical(tta):
+    from inference.sliding_window import sliding_window_views
+    from inference.tta import transforms
+    x = _image((50, 70))
+    ramp = torch.linspace(0, 1, 70)
+
+    def predictor(t):     # not rotation-equivariant, so the views differ
+        return t * 3 + ramp[: t.shape[-1]]
+
+    kwargs = dict(window=32, overlap=0.25, tta=tta, batch_size=5)
+    mean, views = sliding_window_views(x, predictor, **kwargs)
+    torch.testing.assert_close(mean, sliding_window_predict(x, predictor, **kwargs), rtol=0, atol=0)
+    assert views.shape == (len(transforms(tta)), 1, 50, 70)
+    for k, view in enumerate(views):      # each view is what that transform alone would give
+        alone = sliding_window_predict(x, lambda t, k=k: transforms(tta)[k].invert(predictor(
+            transforms(tta)[k].apply(t))), window=32, overlap=0.25, batch_size=5)
+        torch.testing.assert_close(view, alone[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(views.mean(0), mean[0], rtol=0, atol=1e-5)
+    assert float(views.std(0).max()) > 0.01

@@ -1,4 +1,5 @@
-"""pyproject.toml: every console script it declares resolves and answers --help."""
+"""pyproject.toml: every console script it declares resolves and answers --help; the container
+builds on the torch the tests run."""
 from __future__ import annotations
 
 import importlib
@@ -26,3 +27,16 @@ def test_console_script_answers_help(name, monkeypatch, capsys):
         entry()          # console scripts call the entry point without arguments
     assert exc.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_the_container_and_the_tests_pin_the_same_torch():
+    import re
+
+    import torch
+    dockerfile = (REPO / "Dockerfile").read_text()
+    (pinned_image,) = re.findall(r"^ARG TORCH_VERSION=(\S+)$", dockerfile, re.MULTILINE)
+    (base_tag,) = re.findall(r"^ARG BASE_IMAGE=\S+:(\S+)$", dockerfile, re.MULTILINE)
+    (pinned_env,) = re.findall(r"torch==(\S+)", (REPO / "scripts" / "setup_env.sh").read_text())
+    assert pinned_image == pinned_env == torch.__version__.split("+")[0]
+    assert base_tag.startswith(pinned_image + "-")     # the default base image carries that torch
+    assert "sys.exit(0 if v == '${TORCH_VERSION}'" in dockerfile      # and the build checks it

@@ -61,3 +61,47 @@ def test_cuda_requested_without_cuda_stops_once_before_any_image(tmp_path, weigh
                          "--weights", str(weights_dir), "--device", "cuda", *FAST])
     assert code == 2
     assert caplog.text.count("CUDA is not available") == 1 and "FAILED" not in caplog.text
+
+
+def test_uncertainty_flag_writes_spread_maps_beside_the_challenge_folders(tmp_path, weights_dir):  # noqa: F811
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((24, 24)), modality="BF")
+    out = tmp_path / "out"
+    assert process.main(["--input", str(tmp_path / "in"), "--output", str(out), "--weights", str(weights_dir),
+                         "--device", "cpu", "--tta", "rot4", "--quiet", "--uncertainty"]) == 0
+    spreads = sorted(out.glob("uncertainty/*-spread/a.tiff"))
+    assert [p.parent.name for p in spreads] == ["actin-spread", "mitochondria-spread", "nucleus-spread",
+                                                "tubulin-spread"]
+    from preprocessing.ome_io import read_ome_tiff
+    maps = [read_ome_tiff(p) for p in spreads]
+    assert all(m.dtype == "float32" and m.shape == (24, 24) and m.pixel_size_um == pytest.approx((0.1, 0.1))
+               for m in maps)
+    assert len(list(out.glob("images/*/a.tiff"))) == 4            # the challenge folders hold only the four
+    assert not list((out / "images").rglob("*spread*"))
+    plain = tmp_path / "plain"
+    assert _run(tmp_path / "in", plain, weights_dir) == 0
+    assert not (plain / "uncertainty").exists()
+
+
+def test_weights_come_from_the_platform_model_folder_when_it_has_a_manifest(tmp_path, monkeypatch, caplog,  # noqa: F811
+                                                                           weights_dir):
+    monkeypatch.delenv("LMC_WEIGHTS", raising=False)
+    monkeypatch.setattr(process, "PLATFORM_MODEL_DIR", tmp_path / "opt_ml_model")
+    assert process.default_weights() == process.DEFAULT_WEIGHTS          # absent: the baked-in weights
+    (tmp_path / "opt_ml_model").mkdir()
+    assert process.default_weights() == process.DEFAULT_WEIGHTS          # empty: still the baked-in ones
+    import shutil
+    shutil.copytree(weights_dir, tmp_path / "opt_ml_model" / "weights")
+    assert process.default_weights() == str(tmp_path / "opt_ml_model" / "weights")
+    shutil.copytree(weights_dir, tmp_path / "opt_ml_model", dirs_exist_ok=True)
+    assert process.default_weights() == str(tmp_path / "opt_ml_model")
+    monkeypatch.setenv("LMC_WEIGHTS", str(weights_dir))                  # the environment wins
+    assert process.default_weights() == str(weights_dir)
+    monkeypatch.delenv("LMC_WEIGHTS")
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((24, 24)))
+    caplog.set_level(logging.INFO)
+    assert process.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--device", "cpu",
+                         *FAST]) == 0
+    import torch
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("torch ")]
+    assert f"torch {torch.__version__}" in line and "device cpu" in line
+    assert f"weights {tmp_path / 'opt_ml_model'} (manifest sha256 " in line

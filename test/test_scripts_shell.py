@@ -286,6 +286,19 @@ def test_export_sh_writes_a_gzip_of_docker_save(tmp_path, fake_bin) -> None:
     assert not Path(f"{archive}.partial").exists()
 
 
+def test_export_sh_model_archives_the_weights_for_opt_ml_model(tmp_path, fake_bin) -> None:
+    import tarfile
+    archive = tmp_path / "model.tar.gz"
+    done = _run("export.sh", tmp_path, fake_bin, None, "--model", MODEL_ARCHIVE=str(archive))
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(archive) as tar:
+        names = {Path(n).as_posix().lstrip("./") for n in tar.getnames()}
+    manifest = json.loads((REPO / "weights" / "manifest.json").read_text())
+    assert {"manifest.json", *(c["file"] for c in manifest["checkpoints"].values())} <= names
+    assert not [c for c in _calls(tmp_path)]          # no docker needed for the weights alone
+    assert _run("export.sh", tmp_path, fake_bin, None, "--bogus").returncode == 2
+
+
 def test_dockerfile_is_lint_clean_and_installs_no_second_torch() -> None:
     hadolint = REPO / ".venv" / "bin" / "hadolint"
     if not hadolint.exists():
