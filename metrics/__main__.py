@@ -153,10 +153,13 @@ def _report_defects(args, weights: Path | None) -> tuple[list | None, str]:
 
 def cmd_report(args) -> int:
     from .report import ReportConfig, ReportInputs, write_report  # matplotlib only when a report is asked for
-    from .report_provenance import DEFAULT_WEIGHTS, collect
+    from .report_provenance import DEFAULT_WEIGHTS, collect, read_settings
 
+    if not args.pred.is_dir():
+        raise ValueError(f"--pred {args.pred}: not a folder")
     if args.weights is not None and not args.weights.is_dir():
         raise ValueError(f"--weights {args.weights}: not a folder")
+    read_settings(args.pred)   # a broken run_info.json stops the report before minutes of scoring
     weights = args.weights or DEFAULT_WEIGHTS
     config = _config(args)
     pairing = pair(args.pred, args.gt, csv=args.csv, inputs=args.input)

@@ -105,7 +105,7 @@ def _table(rows: list[tuple[str, str, Mapping]], first: str) -> str:
             cells.append(f"<td>{'<b>' if top else ''}{_fmt(v)}{'</b>' if top else ''}</td>")
         kind = ' class="model"' if source == "model" else ""
         body.append(f"<tr{kind}><td>{html.escape(group)}</td><td>{html.escape(source)}</td>{''.join(cells)}</tr>")
-    return f"<table><tr><th>{first}</th><th>source</th>{head}</tr>{''.join(body)}</table>"
+    return f"<table class=scores><tr><th>{first}</th><th>source</th>{head}</tr>{''.join(body)}</table>"
 
 
 def organelle_table(named: Mapping[str, Mapping]) -> str:
