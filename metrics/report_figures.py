@@ -78,9 +78,12 @@ def _add_scale_bar(ax, shown_width_px: int, step: int, pixel_size_um: float) -> 
     length_um = scale_bar_um(shown_width_px * step * pixel_size_um)
     length_px = length_um / (pixel_size_um * step)
     label = f"{length_um:g} µm"
-    ax.add_artist(AnchoredSizeBar(ax.transData, length_px, label, "lower right", color="white",
-                                  frameon=False, size_vertical=max(1.0, shown_width_px / 120),
-                                  pad=0.4, sep=3, fontproperties={"size": 8}))
+    bar = AnchoredSizeBar(ax.transData, length_px, label, "lower right", color="white", frameon=True,
+                          size_vertical=max(1.0, shown_width_px / 120), pad=0.3, borderpad=0.4, sep=2,
+                          fontproperties={"size": 8})
+    # White on a translucent dark box: readable on a bright TL background as on dark fluorescence.
+    bar.patch.set(facecolor="black", alpha=0.45, edgecolor="none")
+    ax.add_artist(bar)
 
 
 def example_figure(organelle: str, rows: list[ExampleRow], max_side: int = 512) -> Figure:
@@ -149,9 +152,10 @@ def focus_figure(organelle: str, model: list[tuple[str | None, int | None, dict]
     series += [(BASELINE_LABELS.get(n, n), *BASELINE_STYLE.get(n, ("D", "0.4")), pts, False)
                for n, pts in baselines.items() if pts]
     metrics = METRICS_BY_ORGANELLE[organelle]
-    # At most three panels a row, so a 900-px-wide page shows them at a readable size.
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
+    # At most three panels a row, so a page shows them at a readable size, and one panel more than
+    # metrics: the legend's, where it covers neither the points nor the title.
+    ncols = min(3, len(metrics) + 1)
+    nrows = math.ceil((len(metrics) + 1) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols + 2.2, 3.4 * nrows + 0.4), squeeze=False,
                              layout="constrained")
     flat = list(axes.flat)
@@ -176,12 +180,9 @@ def focus_figure(organelle: str, model: list[tuple[str | None, int | None, dict]
         ax.set_title(metric)
         ax.grid(alpha=0.3)
     handles, labels = flat[0].get_legend_handles_labels()
-    if len(flat) > len(metrics):   # an empty panel: the legend goes there
-        flat[-1].legend(handles, labels, loc="center", fontsize=9, title="mean of images per deviation")
-    else:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    flat[-1].legend(handles, labels, loc="center", fontsize=9, title="mean of images per deviation")
     fig.suptitle(f"{organelle}: metrics vs focus deviation (markers: mean over images, bars: +-1 SD, "
-                 "n = images per point)")
+                 "n = images per point; baselines on the same images)")
     return fig
 
 
