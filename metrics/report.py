@@ -36,6 +36,7 @@ window.addEventListener("load", function () {
   document.body.setAttribute("data-images", ok + "/" + imgs.length);
 });
 </script>"""
+_FINDINGS_SHOWN = 300   # a page a person reads; a full test set can have thousands
 _STYLE = """body{font-family:sans-serif;margin:2em;max-width:1500px} table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} td:first-child,th:first-child,td:nth-child(2){text-align:left}
 tr.model td{background:#eef4ff} .note{color:#555;font-size:90%} img{max-width:100%}"""
@@ -203,7 +204,10 @@ def defects_html(records: list | None, note: str) -> str:
     findings = [f"{r.organelle}/{r.name} [{r.route}]: {line}" for r in records if r.report is not None
                 for line in r.report.findings]
     findings += [f"{r.organelle}/{r.name}: not checked: {r.error}" for r in records if r.report is None]
-    items = "".join(f"<li>{html.escape(f)}</li>" for f in findings) or "<li>none</li>"
+    items = "".join(f"<li>{html.escape(f)}</li>" for f in findings[:_FINDINGS_SHOWN]) or "<li>none</li>"
+    if len(findings) > _FINDINGS_SHOWN:
+        items += (f"<li>... and {len(findings) - _FINDINGS_SHOWN} more (all of them: "
+                  "python -m metrics defects --json)</li>")
     return (f"<p class=note>Images with a finding, per detector (metrics/README.md, 'Defects the metrics "
             f"miss'). {html.escape(note)}</p><table><tr>{head}</tr>{rows}</table>"
             f"<h3>Findings ({len(findings)})</h3><ul id='findings'>{items}</ul>")
