@@ -3,7 +3,7 @@
   score     --pred OUT --gt GT [--csv bestz.csv] [--input TL] [--json metrics.json] [--baselines TL] [--strict]
   rank      NAME=DIR_OR_METRICS_JSON ... [--gt GT] [--csv ...] [--baselines TL] [--json leaderboard.json]
   baselines --input TL --out DIR
-  report    --pred OUT --gt GT [--csv ...] [--input TL] [--metrics metrics.json] --out REPORT_DIR
+  report    --pred OUT --gt GT [--csv ...] [--input TL] [--metrics metrics.json] [--weights DIR] --out REPORT_DIR
   defects   --pred OUT --gt GT [--input TL] [--weights weights] [--json defects.json] [--enforce]
 
 GT is the challenge's flat layout (GT/images/<organelle>-fluorescence-ome-tiff/<name>) or a study
@@ -139,16 +139,49 @@ def cmd_baselines(args) -> int:
     return 0 if not problems else 1
 
 
-def cmd_report(args) -> int:
-    from .report import ReportConfig, write_report  # matplotlib only when a report is asked for
+def _report_defects(args, weights: Path | None) -> tuple[list | None, str]:
+    """The defect scan for the report: (records, note); records None when it could not run."""
+    from .defects.scan import scan_predictions  # numpy/scipy work, torch for the routes
 
+    note = "" if weights else "routes unknown (no manifest.json in --weights): no seam check"
+    try:
+        return scan_predictions(args.pred, args.gt, inputs=args.input, weights_dir=weights,
+                                progress=not args.quiet), note
+    except (OSError, ValueError) as exc:   # a broken manifest must not lose the rest of the report
+        return None, f"the defect scan stopped: {exc}"
+
+
+def cmd_report(args) -> int:
+    from .report import ReportConfig, ReportInputs, write_report  # matplotlib only when a report is asked for
+    from .report_provenance import DEFAULT_WEIGHTS, collect, read_settings
+
+    if not args.pred.is_dir():
+        raise ValueError(f"--pred {args.pred}: not a folder")
+    if args.weights is not None and not args.weights.is_dir():
+        raise ValueError(f"--weights {args.weights}: not a folder")
+    read_settings(args.pred)   # a broken run_info.json stops the report before minutes of scoring
+    weights = args.weights or DEFAULT_WEIGHTS
     config = _config(args)
     pairing = pair(args.pred, args.gt, csv=args.csv, inputs=args.input)
     if args.metrics:
         run = ScoreRun(metrics=read_metrics_json(args.metrics), pairing=pairing, errors=[], seconds=0.0)
     else:
         run = score_pairing(pairing, config)
-    index = write_report(run, args.out, ReportConfig())
+    extra = ReportInputs()
+    if any(r.input_path is not None for r in pairing.images):
+        with tempfile.TemporaryDirectory(prefix="lmc_baselines_") as tmp:
+            extra.baselines = {n: b.metrics for n, b in
+                               _score_baselines(pairing, args.gt, args.csv, args.input, Path(tmp), config).items()}
+    else:
+        extra.baselines_note = "no TL inputs found: give --input"
+    has_manifest = (weights / "manifest.json").is_file()
+    extra.defects, extra.defects_note = _report_defects(args, weights if has_manifest else None)
+    extra.provenance = collect(args.pred, weights, {
+        "predictions": str(args.pred), "ground truth": str(args.gt),
+        "focus CSV": str(args.csv) if args.csv else "bestz.csv beside the ground truth, if any",
+        "TL inputs": str(args.input) if args.input else "found in the study layout, if any",
+        "images scored": str(len(pairing.images))})
+    index = write_report(run, args.out, ReportConfig(), extra)
     print(f"report: {index}")
     _print_problems(run.problems)
     return 0 if run.ok else 1
@@ -211,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, gt_required=True)
     p.add_argument("--metrics", type=Path, help="reuse this metrics.json instead of scoring again")
     p.add_argument("--out", type=Path, required=True, help="report folder")
+    p.add_argument("--weights", type=Path, help="weights folder: manifest.json hash in the provenance, routes "
+                                                "for the defect scan (default: the project's weights/)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("defects", help="saturation, periodic patterns, seams, invented spots, NaN per prediction")

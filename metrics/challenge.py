@@ -41,6 +41,17 @@ METRICS_BY_ORGANELLE: dict[str, tuple[str, ...]] = {
 ALL_METRICS = ("MAE", "PCC", "SSIM", "E_dist", "C_dist")
 LOWER_IS_BETTER = frozenset({"MAE", "E_dist", "C_dist"})
 _DISTANCE_ORGANELLES = ("nucleus", "mitochondria")
+# One line per metric for people reading a report (the formulas are the functions below). Every
+# metric compares the two images after each is percentile-normalised on its own (p2 -> 0, p99.8 -> 1).
+METRIC_DEFINITIONS: dict[str, str] = {
+    "MAE": "mean absolute difference per pixel; 0 is a perfect match",
+    "PCC": "Pearson correlation of the pixel values, -1 to 1 (a constant image counts as 0); 1 is a perfect match",
+    "SSIM": "structural similarity (skimage defaults: 7x7 window, data range = the larger of the two ranges), "
+            "up to 1; 1 is a perfect match",
+    "E_dist": "Euclidean distance, the square root of the summed squared pixel differences (grows with the "
+              "image size); 0 is a perfect match",
+    "C_dist": "cosine distance |1 - cosine similarity| of the two images as vectors, 0 to 2; 0 is a perfect match",
+}
 
 
 def percentile_normalise(image: np.ndarray) -> np.ndarray:
