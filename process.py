@@ -196,16 +196,32 @@ def cuda_missing(settings: InferenceSettings) -> bool:
     return True
 
 
-def log_environment(settings: InferenceSettings, weights: Path) -> None:
-    """One line that makes a run's log self-describing: what ran where, with which weights."""
+RUN_INFO = "run_info.json"    # read by `python -m metrics report` (metrics/report_provenance.py)
+
+
+def log_environment(settings: InferenceSettings, weights: Path, args, output_root: Path) -> None:
+    """One log line that makes a run self-describing (what ran where, with which weights), and the
+    same facts with every setting in OUTPUT/run_info.json, beside the challenge's folders."""
+    import dataclasses
+
     import torch
 
     from models.registry import sha256_file
+    from preprocessing.atomic_write import write_json
     device = settings.torch_device()
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    cuda = torch.version.cuda if torch.cuda.is_available() else "not available"
+    manifest_hash = sha256_file(weights / "manifest.json")
     log.info("torch %s, CUDA %s, device %s%s, %d thread(s); weights %s (manifest sha256 %s)", torch.__version__,
-             torch.version.cuda if torch.cuda.is_available() else "not available", device, gpu,
-             torch.get_num_threads(), weights, sha256_file(weights / "manifest.json")[:12])
+             cuda, device, gpu, torch.get_num_threads(), weights, manifest_hash[:12])
+    info = {**dataclasses.asdict(settings), "device": str(device), "modality_override": args.modality,
+            "pixel_size_override_um": args.pixel_size, "plane": args.plane, "uncertainty": args.uncertainty,
+            "weights": str(weights), "manifest_sha256": manifest_hash, "torch": torch.__version__, "cuda": cuda,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        write_json(output_root / RUN_INFO, info)
+    except OSError as exc:     # provenance is worth a warning, never an image
+        log.warning("could not write %s: %s", output_root / RUN_INFO, exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot load weights from %s: %s", weights, exc)
         return 1
     store = ModelStore(manifest, device=settings.torch_device())
-    log_environment(settings, weights)
+    log_environment(settings, weights, args, output_root)
     start, failed = time.perf_counter(), []
     with logging_redirect_tqdm():
         for path in tqdm(files, desc="images", unit="img", disable=args.quiet):

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from preprocessing.layout import SPREAD_SUBDIRS
+
 from .aggregate import AGGREGATE_ORGANELLES, TL_ORDER
 from .challenge import ALL_METRICS, LOWER_IS_BETTER, METRIC_DEFINITIONS
 from .pairing import ImageRecord
@@ -140,6 +142,14 @@ def _row_title(label: str, record: ImageRecord, scores: dict, baseline_scores: d
     return "\n".join(lines)
 
 
+def _spread_panel(prediction: Path | None, organelle: str):
+    """The --uncertainty map beside a prediction (OUT/uncertainty/<organelle>-spread/<name>), if any."""
+    if prediction is None:
+        return None
+    path = prediction.parents[2] / SPREAD_SUBDIRS[organelle] / prediction.name
+    return load_panel(path, normalise=False) if path.is_file() else None
+
+
 def _organelle_section(organelle: str, run: ScoreRun, records: dict[str, ImageRecord], named: dict,
                        baselines: dict[str, dict], out: Path, config: ReportConfig) -> str | None:
     scored = {n: s for n, s in _scores_by_name(run.metrics, organelle).items() if n in records}
@@ -150,8 +160,9 @@ def _organelle_section(organelle: str, run: ScoreRun, records: dict[str, ImageRe
     for label, name, _ in pick_examples([(n, s["PCC"]) for n, s in scored.items()]):
         record = records[name]
         title = _row_title(label, record, scored[name], {b: s.get(name, {}) for b, s in base_scores.items()})
-        rows.append(ExampleRow(title, load_panel(record.input_path), load_panel(record.predictions.get(organelle)),
-                               load_panel(record.ground_truth.get(organelle))))
+        prediction = record.predictions.get(organelle)
+        rows.append(ExampleRow(title, load_panel(record.input_path), load_panel(prediction),
+                               load_panel(record.ground_truth.get(organelle)), _spread_panel(prediction, organelle)))
     grid = save(example_figure(organelle, rows, config.max_side), out / f"{organelle}_examples.png", config.dpi)
     model_points = [(records[n].modality, records[n].deviation, s) for n, s in scored.items()]
     base_points = {b: [(records[n].deviation, s) for n, s in by_name.items() if n in records]

@@ -49,9 +49,10 @@ class ExampleRow:
     tl: Panel
     pred: Panel
     gt: Panel
+    spread: Panel | None = None   # process.py --uncertainty's map, as written (not normalised)
 
 
-def load_panel(path: Path | None) -> Panel:
+def load_panel(path: Path | None, normalise: bool = True) -> Panel:
     if path is None:
         return Panel(None, None)
     try:
@@ -59,7 +60,14 @@ def load_panel(path: Path | None) -> Panel:
     except OmeReadError:
         return Panel(None, None)
     size = image.pixel_size_um
-    return Panel(percentile_normalise(image.array), math.sqrt(size[0] * size[1]) if size else None)
+    return Panel(percentile_normalise(image.array) if normalise else image.array,
+                 math.sqrt(size[0] * size[1]) if size else None)
+
+
+def _spread_top(rows: list[ExampleRow]) -> float:
+    """One colour scale for every spread map of the figure: their common 99.5th percentile."""
+    values = [np.percentile(r.spread.image, 99.5) for r in rows if r.spread is not None and r.spread.image is not None]
+    return max(float(max(values, default=0.0)), 1e-6)
 
 
 def _display(array: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
@@ -87,9 +95,13 @@ def _add_scale_bar(ax, shown_width_px: int, step: int, pixel_size_um: float) -> 
 
 
 def example_figure(organelle: str, rows: list[ExampleRow], max_side: int = 512) -> Figure:
-    columns = ("TL input", "prediction", "ground truth", "|ground truth - prediction|")
-    fig, axes = plt.subplots(len(rows), 4, figsize=(14, 3.1 * len(rows) + 0.9), squeeze=False,
-                             layout="constrained")
+    columns = ["TL input", "prediction", "ground truth", "|ground truth - prediction|"]
+    with_spread = any(row.spread is not None for row in rows)
+    if with_spread:
+        columns.append("spread over TTA views / models")
+    spread_top = _spread_top(rows)
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.5 * len(columns), 3.1 * len(rows) + 0.9),
+                             squeeze=False, layout="constrained")
     shown_by_column: dict[int, object] = {}
     for r, row in enumerate(rows):
         error = None
@@ -99,6 +111,8 @@ def example_figure(organelle: str, rows: list[ExampleRow], max_side: int = 512) 
         # the scale bar is drawn from (the prediction's own metadata may be missing).
         pixel = row.gt.pixel_size_um or row.tl.pixel_size_um
         panels = [(row.tl, "gray", 1.0), (row.pred, "gray", 1.0), (row.gt, "gray", 1.0), (error, "magma", 0.5)]
+        if with_spread:
+            panels.append((row.spread, "viridis", spread_top))
         for c, (panel, cmap, vmax) in enumerate(panels):
             ax = axes[r, c]
             ax.set_xticks([])
@@ -114,9 +128,9 @@ def example_figure(organelle: str, rows: list[ExampleRow], max_side: int = 512) 
             if pixel:
                 _add_scale_bar(ax, image.shape[1], step, pixel)
         axes[r, 0].set_ylabel(row.title, rotation=0, ha="right", va="center", fontsize=8, labelpad=8)
+    labels = ["normalised intensity"] * 3 + ["absolute error (normalised)", "std over views ([0, 1] prediction scale)"]
     for c, shown in shown_by_column.items():
-        fig.colorbar(shown, ax=axes[:, c], location="bottom", shrink=0.85, extend="max",
-                     label="normalised intensity" if c < 3 else "absolute error (normalised)")
+        fig.colorbar(shown, ax=axes[:, c], location="bottom", shrink=0.85, extend="max", label=labels[c])
     if not any(row.gt.pixel_size_um or row.tl.pixel_size_um for row in rows):
         fig.text(0.01, 0.005, "no scale bar: the ground truth has no pixel size", fontsize=8)
     fig.suptitle(f"{organelle}: examples, each image normalised as the challenge does (p2 -> 0, p99.8 -> 1)")

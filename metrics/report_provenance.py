@@ -5,8 +5,8 @@ A reader has to be able to tell two reports apart and to redo one, so each fact 
 - weights: the sha256 of the weights folder's manifest.json. The manifest lists every checkpoint's
   own sha256, so its hash pins all of them at once;
 - code: the git commit of this checkout (`+ local changes` when the tree differs from it);
-- settings: RUN_INFO (a JSON object of settings) in the prediction folder, when whoever made the
-  predictions wrote one; process.py does not write it, so for its outputs they are unknown.
+- settings: RUN_INFO (a JSON object of settings) in the prediction folder, which process.py
+  writes at the start of every run; unknown for predictions made any other way.
 """
 from __future__ import annotations
 

@@ -172,6 +172,19 @@ def test_example_montage_has_scale_and_colour_bars_and_titles_off_the_images():
         assert ax.yaxis.label.get_window_extent().x1 <= ax.get_window_extent().x0, "a row title overlaps its image"
 
 
+def test_spread_maps_get_their_own_column_and_colour_bar():
+    rng = np.random.default_rng(1)
+    image = lambda: Panel(rng.random((40, 60)), 0.2)  # noqa: E731
+    rows = [ExampleRow("with spread", image(), image(), image(), Panel(rng.random((40, 60)) * 0.1, 0.2)),
+            ExampleRow("without", image(), image(), image(), None)]
+    fig = example_figure("tubulin", rows)
+    fig.canvas.draw()
+    assert [ax.get_title() for ax in fig.axes[:5]][-1] == "spread over TTA views / models"
+    labels = [ax.get_xlabel() for ax in fig.axes if not ax.images and ax.get_xlabel()]
+    assert "std over views ([0, 1] prediction scale)" in labels
+    assert "not available" in [t.get_text() for t in fig.axes[9].texts]     # the row without a map says so
+
+
 def test_pick_examples_labels_two_images_best_and_worst():
     assert [p[0] for p in pick_examples([("a", 0.9), ("b", 0.1)])] == ["best", "worst"]
     assert [p[0] for p in pick_examples([("a", 0.9), ("b", 0.5), ("c", 0.1)])] == ["best", "median", "worst"]

@@ -82,8 +82,8 @@ def test_uncertainty_flag_writes_spread_maps_beside_the_challenge_folders(tmp_pa
     assert not (plain / "uncertainty").exists()
 
 
-def test_weights_come_from_the_platform_model_folder_when_it_has_a_manifest(tmp_path, monkeypatch, caplog,  # noqa: F811
-                                                                           weights_dir):
+def test_weights_come_from_the_platform_model_folder_when_it_has_a_manifest(
+        tmp_path, monkeypatch, caplog, weights_dir):  # noqa: F811
     monkeypatch.delenv("LMC_WEIGHTS", raising=False)
     monkeypatch.setattr(process, "PLATFORM_MODEL_DIR", tmp_path / "opt_ml_model")
     assert process.default_weights() == process.DEFAULT_WEIGHTS          # absent: the baked-in weights
@@ -105,3 +105,15 @@ def test_weights_come_from_the_platform_model_folder_when_it_has_a_manifest(tmp_
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("torch ")]
     assert f"torch {torch.__version__}" in line and "device cpu" in line
     assert f"weights {tmp_path / 'opt_ml_model'} (manifest sha256 " in line
+
+
+def test_run_info_records_the_settings_for_the_report(tmp_path, weights_dir):  # noqa: F811
+    import json
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((24, 24)))
+    assert _run(tmp_path / "in", tmp_path / "out", weights_dir, "--modality", "PC", "--overlap", "0.5") == 0
+    info = json.loads((tmp_path / "out" / "run_info.json").read_text())
+    assert info["tta"] == "none" and info["overlap"] == 0.5 and info["modality_override"] == "PC"
+    assert info["weights"] == str(weights_dir) and len(info["manifest_sha256"]) == 64
+    from metrics.report_provenance import read_settings
+    settings, source = read_settings(tmp_path / "out")
+    assert settings["tta"] == "none" and source.endswith("run_info.json")
