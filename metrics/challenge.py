@@ -1,6 +1,6 @@
 """The Light My Cells per-image metrics, exactly as the challenge's evaluation container computes them.
 
-For one organelle of one image (see ../shared/REFERENCE.md, "The evaluation, exactly"):
+For one organelle of one image (metrics/README.md gives the source, the organizers' published evaluation script):
 1. ground truth and prediction are percentile-normalised SEPARATELY, (x - p2) / (p99.8 - p2) with
    numpy's default (linear) percentiles and no clipping; an image whose p2 equals its p99.8 is left
    as it is (raw values), which is what makes a constant prediction score without crashing;

@@ -1,7 +1,7 @@
 """Public face of the model package: architectures, checkpoints, manifest, model store.
 
 The pieces live in one file each (architectures.py, checkpoint.py, manifest.py); import them from
-here, as CONTRACTS.md names them.
+here (the rest of the project does; the per-file modules may move).
 """
 from models.architectures import ARCHITECTURES, build_model, config_to_dict, make_config
 from models.checkpoint import (

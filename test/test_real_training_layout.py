@@ -20,7 +20,7 @@ from training.dataset import load_fovs
 REPOSITORY = Path(__file__).resolve().parents[1]
 FILE_LISTS = REPOSITORY.parent / "shared" / "real" / "lmc_training_doc" / "FileList"   # ../shared/real/...
 
-# The organizers' counts (ORGANIZERS_README.txt, ../shared/REFERENCE.md).
+# The organizers' counts (their ORGANIZERS_README.txt beside the file lists).
 TL_SLICES = {"BF": 41_213, "PC": 7_670, "DIC": 3_499}
 GROUND_TRUTH_FILES = {"nucleus": 2_533, "mitochondria": 1_816, "tubulin": 223, "actin": 27}
 NUCLEUS_LINES, DOUBLED_NUCLEUS = 2_574, {"4": 31, "7": 10}     # Study -> nucleus lines listed twice
