@@ -1,20 +1,31 @@
-"""Command-line flags shared by train_pix2pix and train_vqgan: preset + flags -> TrainConfig.
+"""The training command line, generated from TrainConfig and LossConfig (training/run_config.py).
 
-Each trainer passes its family's defaults (the papers' optimiser and loss settings); every field
-of TrainConfig / LossConfig has a flag, and `--set key=value` overrides a model config field
-(e.g. `--set ngf=48`).
+    lmc-train RUN.toml [--flag ...]              the family named in the run file
+    lmc-train-pix2pix [RUN.toml] [--flag ...]    python -m training.train_pix2pix
+    lmc-train-vqgan [RUN.toml] --organelle X     python -m training.train_vqgan
+
+Every field has a flag (--<field-name>, or the field's "flag" metadata: --pixel-size,
+--time-limit); booleans get --x / --no-x; --quiet hides the progress bar; --set KEY=VALUE overrides
+a generator config field. A value is taken, first that says it: the flag, the run file, the
+family's default (its papers' optimiser and loss settings, Family.defaults), the dataclass
+default. `--print-config` prints the resolved run as a run file and stops, so any command can
+become a file. User mistakes end in one line (SystemExit), never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import typing
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from preprocessing.ome_io import MODALITIES, ORGANELLES
-
+from .run_config import LossConfig, TrainConfig
+from .run_file import STEPS_AFTER_TRAINING, RunFileError, check_value, field_types, read_run_file, render
 from .run_guard import RunFolderError
 from .store import StoreError
-from .trainer import LossConfig, RunResult, TrainConfig, train
+from .trainer import RunResult, train
+
+LOSS_PREFIX = "loss__"      # argparse dest of a LossConfig field
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -34,111 +45,112 @@ def _override(text: str) -> tuple[str, object]:
         return key.strip(), value
 
 
-def build_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a = p.add_argument
-    a("--data", default=None, help="folder with Study_*/ (real Light My Cells layout or simulated); "
-      "with --store, the folder the store was prepared from (checked), or left out")
-    a("--store", default=None, help="train from this training store (python -m training.prepare), "
-      "made with the same --pixel-size")
-    a("--out", required=True, help="run folder: last.pt, best.pt, train_log.csv, val_log.csv")
-    a("--preset", default="small", choices=("tiny", "small", "paper"))
-    a("--set", dest="overrides", type=_override, action="append", default=[],
-      metavar="KEY=VALUE", help="override a model config field")
-    a("--steps", type=int, default=2000)
-    a("--stop-after", type=int, default=None, help="stop this invocation after N steps (resume later)")
-    a("--time-limit", type=float, default=None, metavar="MIN",
-      help="stop this invocation after MIN minutes (validates and saves first)")
-    a("--batch-size", type=int, default=8)
-    a("--crop", type=int, default=256)
-    a("--lr", type=float, default=None, help="default: the family's")
-    a("--disc-lr", type=float, default=None)
-    a("--betas", type=_pair, default=None, help="Adam betas, e.g. 0.5,0.999; default: the family's")
-    a("--decay-start", type=float, default=None,
-      help="fraction of steps after which lr decays linearly to 0 (1 = constant)")
-    a("--modalities", nargs="+", choices=MODALITIES, default=[], help="default: all in the data")
-    a("--exclude", default=None, help="exclusion list file (studies, FOVs or file names)")
-    a("--max-defocus", type=int, default=None,
-      help="train only on slices at most N z-steps from best focus (needs bestz.csv)")
-    a("--val-fraction", type=float, default=0.1)
-    a("--val-every", type=int, default=500)
-    a("--val-items", type=int, default=24)
-    a("--val-crop", type=int, default=512)
-    a("--ckpt-every", type=int, default=500)
-    a("--log-every", type=int, default=10)
-    a("--scale-jitter", type=_pair, default=None, help="crop-and-resize fractions, e.g. 0.7,0.95")
-    a("--pixel-size", type=float, default=None, help="resample the data to this pixel size (um)")
-    a("--no-flips", action="store_true")
-    a("--no-rot90", action="store_true")
-    a("--cache-gb", type=float, default=2.0,
-      help="memory for decoded, normalised images, per process (without --store)")
-    a("--seed", type=int, default=0)
-    a("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    a("--device", choices=("cpu", "cuda"), default=None)
-    a("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    a("--workers", type=int, default=None,
-      help="DataLoader worker processes per rank (default: 0 on CPU; on CUDA the rank's cores - 1, at most 8)")
-    a("--prefetch", type=int, default=2, help="batches each worker keeps ready")
-    a("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
-    a("--force", action="store_true", help="start over an existing --out (its run files are deleted), "
-      "or resume although run-defining settings changed")
-    a("--init-from", default=None, metavar="CKPT",
-      help="start from this run checkpoint's generator weights (e.g. RUN/best.pt); fresh optimiser "
-           "and schedule; ignored when --resume finds OUT/last.pt")
-    a("--quiet", action="store_true", help="no progress bar")
-    a("--note", default="", help="what the data is; goes into the exported checkpoint")
-    g = p.add_argument_group("loss")
-    g.add_argument("--l1-weight", type=float, default=None)
-    g.add_argument("--no-weighted-l1", action="store_true", help="plain L1 (no 0.1 outside [p2, p99.8])")
-    g.add_argument("--codebook-weight", type=float, default=None)
-    g.add_argument("--gan-weight", type=float, default=None, help="0 = no discriminator")
-    g.add_argument("--gan-mode", choices=("vanilla", "lsgan", "hinge"), default=None)
-    g.add_argument("--disc-start", type=int, default=None, help="step at which the GAN terms start")
-    g.add_argument("--disc-preset", choices=("tiny", "small", "paper"), default=None)
+def _plain(hint):
+    """The type inside `X | None`."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if type(None) in typing.get_args(hint) and len(args) == 1 else hint
+
+
+def _add_field(group, f, hint, dest: str, shown_default) -> None:
+    flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+    help_text = f"{f.metadata.get('help', '')} (default: {shown_default})"
+    common = dict(dest=dest, default=argparse.SUPPRESS, help=help_text)
+    metavar = f.name.upper()
+    hint = _plain(hint)
+    choices = f.metadata.get("choices")
+    if hint is bool:
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+    elif typing.get_origin(hint) is tuple and typing.get_args(hint)[-1] is Ellipsis:
+        group.add_argument(flag, nargs="+", choices=choices, metavar=None if choices else metavar, **common)
+    elif typing.get_origin(hint) is tuple:
+        group.add_argument(flag, type=_pair, metavar="A,B", **common)
+    else:
+        group.add_argument(flag, type=hint, choices=choices, metavar=None if choices else metavar, **common)
+
+
+def build_parser(description: str, family=None) -> argparse.ArgumentParser:
+    """Flags for every TrainConfig and LossConfig field; the defaults shown are `family`'s."""
+    shown = effective_defaults(family, {})
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("run_file", nargs="?", default=None, metavar="RUN.toml",
+                   help="a run file (training/run_file.py); flags given beside it win")
+    hints = field_types(TrainConfig)
+    for f in fields(TrainConfig):
+        if f.name not in ("loss", "progress"):
+            _add_field(p, f, hints[f.name], f.name, shown[f.name])
+    p.add_argument("--quiet", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                   help="no progress bar (the summary is printed anyway)")
+    p.add_argument("--set", dest="overrides", type=_override, action="append", default=[],
+                   metavar="KEY=VALUE", help="override a generator config field (e.g. ngf=48)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved run as a run file and stop")
+    group = p.add_argument_group("loss")
+    loss_hints = field_types(LossConfig)
+    for f in fields(LossConfig):
+        _add_field(group, f, loss_hints[f.name], LOSS_PREFIX + f.name, shown["loss"][f.name])
     return p
 
 
-def _pick(value, default):
-    return default if value is None else value
+def effective_defaults(family, chosen: dict) -> dict:
+    """TrainConfig's defaults as a dict, with the family's own where it has them, given what the
+    user `chosen` so far (the VQGAN's lr depends on preset and organelle)."""
+    base = asdict(TrainConfig())
+    if family is None:
+        return base
+    merged = {**base, **{k: v for k, v in chosen.items() if k != "loss"}}
+    own = family.defaults(merged)
+    base.update({k: v for k, v in own.items() if k != "loss"})
+    base["loss"] = {**base["loss"], **own.get("loss", {})}
+    return base
 
 
-def config_from_args(args: argparse.Namespace, *, organelles: tuple[str, ...], lr: float,
-                     betas: tuple[float, float], decay_start: float, loss: LossConfig) -> TrainConfig:
-    """TrainConfig from parsed flags; flags left unset take the family defaults given here."""
-    # User mistakes end in one line (SystemExit), never a traceback.
-    if args.data is None and args.store is None:
+def resolve(args: argparse.Namespace, file: dict | None, family) -> TrainConfig:
+    """TrainConfig from flags over the run file over the family's defaults over the dataclass's."""
+    given = {k: v for k, v in vars(args).items() if k in {f.name for f in fields(TrainConfig)}}
+    hints = field_types(TrainConfig)
+    given = {k: check_value(k, list(v) if isinstance(v, list) else v, hints[k], "flags") for k, v in given.items()}
+    given_loss = {k[len(LOSS_PREFIX):]: v for k, v in vars(args).items() if k.startswith(LOSS_PREFIX)}
+    chosen = {**(file or {}).get("train", {}), **given}
+    loss = {**(file or {}).get("loss", {}), **given_loss}
+    values = {**effective_defaults(family, chosen), **chosen}
+    values["loss"] = LossConfig(**{**values["loss"], **loss})
+    cfg = TrainConfig(**values)
+    _check_run(cfg)
+    return cfg
+
+
+def _check_run(cfg: TrainConfig) -> None:
+    if cfg.out is None:
+        raise SystemExit("error: no run folder: give --out or `out` in the run file")
+    if cfg.data is None and cfg.store is None:
         raise SystemExit("error: give --data, --store, or both")
-    for flag, value in (("--data", args.data), ("--store", args.store)):
+    for flag, value in (("--data", cfg.data), ("--store", cfg.store)):
         if value is not None and not Path(value).is_dir():
             raise SystemExit(f"error: {flag} {value} is not a folder")
-    for organelle in organelles:
-        if organelle not in ORGANELLES:
-            raise SystemExit(f"error: unknown organelle {organelle!r}; expected one of {ORGANELLES}")
-    loss = LossConfig(
-        l1_weight=_pick(args.l1_weight, loss.l1_weight),
-        weighted_l1=loss.weighted_l1 and not args.no_weighted_l1,
-        codebook_weight=_pick(args.codebook_weight, loss.codebook_weight),
-        gan_weight=_pick(args.gan_weight, loss.gan_weight),
-        gan_mode=_pick(args.gan_mode, loss.gan_mode),
-        adaptive_gan=loss.adaptive_gan, conditional_disc=loss.conditional_disc,
-        disc_start=_pick(args.disc_start, loss.disc_start),
-        disc_preset=_pick(args.disc_preset, loss.disc_preset))
-    return TrainConfig(
-        data=args.data, store=args.store, out=args.out, preset=args.preset, steps=args.steps,
-        stop_after=args.stop_after,
-        time_limit_min=args.time_limit,
-        batch_size=args.batch_size, crop=args.crop, lr=_pick(args.lr, lr), disc_lr=args.disc_lr,
-        betas=_pick(args.betas, betas), decay_start=_pick(args.decay_start, decay_start),
-        modalities=tuple(args.modalities), organelles=organelles, exclude=args.exclude,
-        max_defocus=args.max_defocus,
-        val_fraction=args.val_fraction, val_every=args.val_every, val_items=args.val_items,
-        val_crop=args.val_crop, ckpt_every=args.ckpt_every, log_every=args.log_every,
-        scale_jitter=args.scale_jitter, pixel_size_um=args.pixel_size, flips=not args.no_flips,
-        rot90=not args.no_rot90, cache_gb=args.cache_gb, seed=args.seed, amp=not args.no_amp,
-        device=args.device, threads=args.threads, workers=args.workers, prefetch=args.prefetch,
-        resume=args.resume, force=args.force, init_from=args.init_from,
-        progress=not args.quiet, note=args.note, loss=loss)
+
+
+def parse(argv: list[str] | None, family_factory, description: str, extra=None):
+    """(TrainConfig, family, run file tables) from a command line. `family_factory(overrides)`
+    builds the family; `extra(parser)` adds family-specific flags (the VQGAN's --organelle)."""
+    parser = build_parser(description, family_factory({}))
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    try:
+        file = read_run_file(args.run_file) if args.run_file else None
+    except RunFileError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    overrides = {**(file or {}).get("model", {}), **dict(args.overrides)}
+    family = family_factory(overrides)
+    try:
+        cfg = resolve(args, file, family)
+        family.model_config(cfg)          # a generator that cannot be built is a user mistake too
+    except (RunFileError, ValueError, TypeError) as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    after = {name: (file or {}).get(name, {}) for name in STEPS_AFTER_TRAINING}
+    if args.print_config:
+        print(render(family.arch, cfg, overrides, after), end="")
+        raise SystemExit(0)
+    return cfg, family, after
 
 
 def train_and_report(cfg: TrainConfig, family) -> RunResult:

@@ -10,7 +10,7 @@ organelles each sample has ground truth for (losses.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ from torch import nn
 from models.pix2pix import Pix2PixConfig, Pix2PixGenerator
 from preprocessing.ome_io import ORGANELLES
 
-from .options import build_parser, config_from_args, train_and_report
+from .options import parse, train_and_report
 from .trainer import LossConfig, RunResult, TrainConfig
 
 PIX2PIX_LR = 2e-4
@@ -58,15 +58,19 @@ class Pix2PixFamily:
     def last_layer(self, model: nn.Module) -> torch.Tensor:
         return model.last_layer_weight(0)
 
+    def defaults(self, chosen: dict) -> dict:
+        """The paper's optimiser, schedule and loss (training/options.py applies them under what
+        the user gave)."""
+        return {"lr": PIX2PIX_LR, "betas": PIX2PIX_BETAS, "decay_start": PIX2PIX_DECAY_START,
+                "organelles": ORGANELLES, "loss": asdict(PIX2PIX_LOSS)}
+
+
+FAMILY = Pix2PixFamily     # what lmc-train (training/train.py) builds for a run file naming this family
+
 
 def main(argv: list[str] | None = None) -> RunResult:
-    parser = build_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--organelles", nargs="+", choices=ORGANELLES, default=list(ORGANELLES),
-                        help="output channels (decoders), in this order")
-    args = parser.parse_args(argv)
-    cfg = config_from_args(args, organelles=tuple(args.organelles), lr=PIX2PIX_LR,
-                           betas=PIX2PIX_BETAS, decay_start=PIX2PIX_DECAY_START, loss=PIX2PIX_LOSS)
-    return train_and_report(cfg, Pix2PixFamily(dict(args.overrides)))
+    cfg, family, _ = parse(argv, Pix2PixFamily, __doc__.split("\n\n")[0])
+    return train_and_report(cfg, family)
 
 
 def cli() -> int:

@@ -12,7 +12,8 @@ minutes on a CPU use 2e-4, with which they converge in a few thousand steps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import argparse
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ from torch import nn
 from models.vqgan import VQGAN, VQGANConfig
 from preprocessing.ome_io import ORGANELLES
 
-from .options import build_parser, config_from_args, train_and_report
+from .options import parse, train_and_report
 from .trainer import LossConfig, RunResult, TrainConfig
 
 PAPER_LR = {"nucleus": 4e-6, "mitochondria": 1e-6, "tubulin": 1e-6, "actin": 2e-6}
@@ -60,21 +61,37 @@ class VQGANFamily:
     def last_layer(self, model: nn.Module) -> torch.Tensor:
         return model.last_layer_weight()
 
+    def defaults(self, chosen: dict) -> dict:
+        """taming's optimiser and loss; the paper's per-organelle lr for the paper preset; the
+        discriminator after a warm-up of half the run (reconstruction alone before)."""
+        organelles = chosen.get("organelles", ())
+        organelle = organelles[0] if len(organelles) == 1 else None
+        return {"lr": default_lr(chosen.get("preset", "small"), organelle), "betas": VQGAN_BETAS,
+                "decay_start": 1.0, "loss": {**asdict(VQGAN_LOSS), "disc_start": int(chosen.get("steps", 0)) // 2}}
 
-def default_lr(preset: str, organelle: str) -> float:
-    return PAPER_LR[organelle] if preset == "paper" else SMALL_LR
+
+def default_lr(preset: str, organelle: str | None) -> float:
+    return PAPER_LR[organelle] if preset == "paper" and organelle in PAPER_LR else SMALL_LR
+
+
+class _OneOrganelle(argparse.Action):
+    """--organelle X is --organelles X: a VQGAN predicts one."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        namespace.organelles = [value]
+
+
+def add_organelle_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--organelle", action=_OneOrganelle, choices=ORGANELLES, default=argparse.SUPPRESS,
+                        help="the one organelle this VQGAN predicts (or organelles = [X] in the run file)")
+
+
+FAMILY = VQGANFamily     # what lmc-train (training/train.py) builds for a run file naming this family
 
 
 def main(argv: list[str] | None = None) -> RunResult:
-    parser = build_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--organelle", required=True, choices=ORGANELLES)
-    args = parser.parse_args(argv)
-    loss = VQGAN_LOSS
-    if args.disc_start is None:
-        args.disc_start = args.steps // 2       # warm-up: reconstruction alone for half the run
-    cfg = config_from_args(args, organelles=(args.organelle,), lr=default_lr(args.preset, args.organelle),
-                           betas=VQGAN_BETAS, decay_start=1.0, loss=loss)
-    return train_and_report(cfg, VQGANFamily(dict(args.overrides)))
+    cfg, family, _ = parse(argv, VQGANFamily, __doc__.split("\n\n")[0], extra=add_organelle_flag)
+    return train_and_report(cfg, family)
 
 
 def cli() -> int:

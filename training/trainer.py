@@ -23,7 +23,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from models.architectures import config_to_dict
 from models.patchgan import GANLoss, PatchDiscriminator, PatchGANConfig, adaptive_gan_weight
-from preprocessing.ome_io import MODALITIES, ORGANELLES
+from preprocessing.ome_io import MODALITIES
 
 from . import distributed
 from .checkpointing import (
@@ -50,69 +50,14 @@ from .checkpointing import (
 from .dataset import INPUT_NORM, ImageCache, ImageSource, load_fovs, read_exclusion_list, split_by_study
 from .loader import BatchLoader
 from .losses import partial_discriminator_gan, partial_generator_gan, partial_l1
+from .run_config import LossConfig, TrainConfig
 from .run_guard import guard_resume, guard_run_folder
 from .sampler import BalancedSampler, SamplerConfig
 from .store import TrainingStore
 from .validation import evaluate, validation_items
 
 LAST, BEST = "last.pt", "best.pt"
-
-
-@dataclass
-class LossConfig:
-    l1_weight: float = 100.0          # pix2pix's lambda_L1
-    weighted_l1: bool = True          # 1 inside [p2, p99.8] of the target, 0.1 outside
-    codebook_weight: float = 1.0      # VQGAN only (pix2pix has no codebook)
-    gan_weight: float = 1.0           # 0 disables the discriminators entirely
-    gan_mode: str = "vanilla"         # "vanilla" | "lsgan" | "hinge"
-    adaptive_gan: bool = False        # taming's adaptive weight at the decoder's last layer
-    conditional_disc: bool = True     # discriminator sees cat(TL, organelle)
-    disc_start: int = 0               # step from which the GAN terms are on (warm-up before)
-    disc_preset: str = "small"        # PatchGAN preset ("tiny" | "small" | "paper")
-
-
-@dataclass
-class TrainConfig:
-    data: str | None                            # ROOT with Study_*/ folders (None: the store's alone)
-    out: str                                    # run folder: checkpoints and logs
-    preset: str = "small"
-    steps: int = 2000
-    stop_after: int | None = None               # stop this invocation after N steps (resume later)
-    time_limit_min: float | None = None         # stop this invocation after this many minutes
-    batch_size: int = 8
-    crop: int = 256
-    lr: float = 2e-4
-    disc_lr: float | None = None                # None: same as lr
-    betas: tuple[float, float] = (0.5, 0.999)
-    decay_start: float = 1.0                    # fraction of steps after which lr decays linearly to 0
-    modalities: tuple[str, ...] = ()            # () = every modality in the data
-    organelles: tuple[str, ...] = ORGANELLES    # output channels, in this order
-    exclude: str | None = None                  # exclusion list file (dataset.read_exclusion_list)
-    max_defocus: int | None = None              # only slices this close to best focus (bestz.csv)
-    val_fraction: float = 0.1
-    val_every: int = 500
-    val_items: int = 24
-    val_crop: int = 512
-    ckpt_every: int = 500
-    log_every: int = 10
-    scale_jitter: tuple[float, float] | None = None
-    pixel_size_um: float | None = None          # resample data to this pixel size (None: native)
-    flips: bool = True
-    rot90: bool = True
-    cache_gb: float = 2.0                       # ImageCache per process (direct reader only)
-    store: str | None = None                    # train from this store (python -m training.prepare)
-    seed: int = 0
-    amp: bool = True                            # mixed precision, CUDA only
-    device: str | None = None                   # "cpu" | "cuda"; None = CUDA when available
-    threads: int | None = None                  # CPU threads for torch (None: torch's default)
-    workers: int | None = None                  # DataLoader processes per rank (None: 0 on CPU, see default_workers)
-    prefetch: int = 2                           # batches each worker keeps ready
-    resume: bool = False
-    force: bool = False                         # start over an existing run / resume with changed settings
-    init_from: str | None = None                # start from this run checkpoint's generator weights
-    progress: bool = True
-    note: str = ""                              # what the data is, for the exported spec
-    loss: LossConfig = field(default_factory=LossConfig)
+__all__ = ["BEST", "LAST", "LossConfig", "RunResult", "TrainConfig", "train"]
 
 
 class Family(Protocol):
