@@ -3,21 +3,18 @@
 #   ./test.sh            build the image (./build.sh), run it like grand-challenge does, check, score
 #   ./test.sh --local    the same without Docker: `python process.py` in .venv (scripts/setup_env.sh)
 #   ./test.sh --no-build reuse the image DOCKER_TAG as it is
-# scripts/smoke.py does everything but the container: stage test/studies as the challenge's flat
-# input folder, then check every output, score it (strict mode, beside the baselines), scan it for
-# visible defects and compare with test/thresholds.json. Any failure stops with "test.sh: FAILED".
-#
 # The container runs as the platform runs it: no arguments (default /input and /output), no network,
 # capped memory / shared memory / processes / CPUs, no capabilities, no privilege escalation, input
 # read-only, /output a throwaway volume, /tmp a tmpfs, the image's non-root user, a GPU if there is one.
-#
-# Environment (defaults in brackets):
-#   DOCKER_TAG [lightmycells:latest]  STUDIES [test/studies]  THRESHOLDS [test/thresholds.json]
+# The rest is scripts/smoke.py's: staging test/studies as the challenge's input folder, checking every
+# output, strict scoring beside the baselines, the defect scan, test/thresholds.json (its docstring
+# says more). Any failure stops with "test.sh: FAILED".
+# Environment [defaults]: DOCKER_TAG [lightmycells:latest]  STUDIES [test/studies]
+#   THRESHOLDS [test/thresholds.json]  WORK [build/test-run]: inputs, outputs, metrics.json are kept
 #   WEIGHTS [weights]: the manifest whose routes the defect scan reports (the image bakes in weights/)
-#   WORK [build/test-run]: inputs, outputs and metrics.json are left here for inspection
 #   MEMORY [16g]  SHM_SIZE [1g]  PIDS_LIMIT [256]  CPUS [min(4, cores)]  TMPFS_SIZE [4g]
 #   GPUS [auto]: auto = --gpus all when nvidia-smi works; all; none
-#   LMC_PYTHON: host Python for staging/checks/scoring (default: .venv made by scripts/setup_env.sh)
+#   LMC_PYTHON [.venv/bin/python, made by scripts/setup_env.sh]: runs staging, checks and scoring
 #   build.sh's variables (BASE_IMAGE, PIP_INDEX_URL, ...) pass through to the build.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,10 +30,8 @@ done
 step() { echo "test.sh: == $*" >&2; }
 fail() { echo "test.sh: FAILED: $*" >&2; exit 1; }
 py=${LMC_PYTHON:-.venv/bin/python}
-if [ -z "${LMC_PYTHON:-}" ]; then
-  step "python environment (scripts/setup_env.sh)"
-  scripts/setup_env.sh || fail "scripts/setup_env.sh could not create .venv"
-fi
+[ -n "${LMC_PYTHON:-}" ] || { step "python environment (scripts/setup_env.sh)"; scripts/setup_env.sh \
+  || fail "scripts/setup_env.sh could not create .venv"; }
 work=$("$py" -m scripts.smoke prepare)   # WORK, absolute (bind mounts need it): input/ staged, output/ empty
 run_started=$SECONDS
 if [ "$mode" = local ]; then
