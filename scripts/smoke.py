@@ -15,8 +15,8 @@
 Environment (defaults in brackets): STUDIES [test/studies], THRESHOLDS [test/thresholds.json],
 WORK [build/test-run], WEIGHTS [weights] (the manifest whose routes the defect scan reports).
 Progress goes to stderr as "test.sh: == step"; the first failure stops with one line
-"test.sh: FAILED: what failed" and exit status 1 (2 for bad arguments). The tools each step runs
-print their own details (stdout and stderr) before it.
+"test.sh: FAILED: what failed" and exit status 1 (2 for bad arguments); the tool a step runs prints
+its own details before that line. Run it from the repository root, as test.sh does.
 """
 from __future__ import annotations
 
@@ -103,8 +103,12 @@ def prepare(paths: Paths) -> int:
     if not paths.thresholds.is_file():
         raise SmokeFailure(f"no thresholds file {paths.thresholds}")
     _thresholds(paths)   # a typo in the bar fails now, not after the run
-    shutil.rmtree(paths.work, ignore_errors=True)
-    paths.out.mkdir(parents=True)
+    try:
+        if paths.work.exists():
+            shutil.rmtree(paths.work)
+        paths.out.mkdir(parents=True)
+    except OSError as exc:
+        raise SmokeFailure(f"cannot empty WORK {paths.work} ({exc})") from None
     step(f"staging {paths.studies} as the challenge's input folder")
     try:
         staged = stage_inputs(paths.studies, paths.stage)
