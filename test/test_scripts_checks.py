@@ -1,4 +1,4 @@
-"""The Python helpers behind test.sh: staging, output checks, thresholds. Real files, written and read."""
+"""The Python helpers behind test.sh: staging, output checks, thresholds, the smoke sequence. Real files."""
 from __future__ import annotations
 
 import json
@@ -22,6 +22,7 @@ from scripts.check_thresholds import (
     load_deviations,
     load_thresholds,
 )
+from scripts.smoke import Paths, SmokeFailure, baseline_args, prepare
 from scripts.stage_inputs import StagingError, stage_inputs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -242,3 +243,45 @@ def test_defect_findings_fail_only_when_enforced(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no defect scan given" in missing.stdout
     with pytest.raises(ThresholdError, match="true or false"):
         load_thresholds(_thresholds(tmp_path, {"enforce_defects": 1}))
+
+
+def _smoke_paths(tmp_path: Path, studies: Path, thresholds: dict) -> Paths:
+    return Paths(studies, _thresholds(tmp_path, thresholds), tmp_path / "work", REPO / "weights")
+
+
+def test_smoke_prepare_stages_a_fresh_work_folder(studies: Path, tmp_path: Path) -> None:
+    paths = _smoke_paths(tmp_path, studies, {"min": {"nucleus": {"PCC": 0.5}}})
+    (studies / "bestz.csv").write_text("name,modality,image_z,best_z\n")
+    (tmp_path / "work" / "output").mkdir(parents=True)
+    (tmp_path / "work" / "output" / "stale.txt").write_text("from the last run")
+    assert prepare(paths) == 3
+    assert sorted(p.name for p in paths.tl.iterdir()) == sorted(p.name for p in studies.glob("Study_*/*_z*.ome.tiff"))
+    assert paths.out.is_dir() and not list(paths.out.iterdir())   # emptied, ready for the run
+    assert all(d.stat().st_mode & 0o555 == 0o555 for d in [paths.stage, *paths.stage.rglob("*")] if d.is_dir())
+
+
+def test_smoke_prepare_refuses_what_the_run_needs_before_running(studies: Path, tmp_path: Path) -> None:
+    paths = _smoke_paths(tmp_path, studies, {})
+    with pytest.raises(SmokeFailure, match=r"no focus table .*bestz.csv"):
+        prepare(paths)
+    (studies / "bestz.csv").write_text("name,modality,image_z,best_z\n")
+    with pytest.raises(SmokeFailure, match="no held-out studies at"):
+        prepare(Paths(tmp_path / "nowhere", paths.thresholds, paths.work, paths.weights))
+    with pytest.raises(SmokeFailure, match="no thresholds file"):
+        prepare(Paths(studies, tmp_path / "none.json", paths.work, paths.weights))
+    # A typo in the bar stops before the (long) run, naming the file and the key.
+    with pytest.raises(SmokeFailure, match=r"thresholds.json: min.nucleus: 'PCX' is not a metric"):
+        prepare(_smoke_paths(tmp_path, studies, {"min": {"nucleus": {"PCX": 0.5}}}))
+    assert not paths.work.exists()
+
+
+def test_smoke_baseline_args_name_each_baseline_the_scorer_wrote(tmp_path: Path, studies: Path) -> None:
+    paths = _smoke_paths(tmp_path, studies, {"require_beat_baselines": True})
+    paths.out.mkdir(parents=True)
+    with pytest.raises(SmokeFailure, match="wrote no baseline metrics"):
+        baseline_args(paths)
+    for name in ("tl_input", "constant"):
+        (paths.out / f"metrics.{name}.json").write_text("{}")
+    assert baseline_args(paths) == ["--baseline", f"constant={paths.out / 'metrics.constant.json'}",
+                                    "--baseline", f"tl_input={paths.out / 'metrics.tl_input.json'}"]
+    assert Paths.from_env({}).work == (Path.cwd() / "build" / "test-run")

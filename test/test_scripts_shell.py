@@ -252,13 +252,16 @@ def test_test_sh_beats_baselines_when_required(tmp_path, fake_bin, studies) -> N
     assert done.returncode == 1 and "FAIL  nucleus PCC > baseline constant" in done.stdout
 
 
-def test_test_sh_refuses_missing_studies_and_image(tmp_path, fake_bin, studies) -> None:
+def test_test_sh_refuses_missing_studies_image_and_bad_thresholds(tmp_path, fake_bin, studies) -> None:
     done = _run("test.sh", tmp_path, fake_bin, tmp_path / "nowhere", "--no-build")
     assert done.returncode == 1 and "no held-out studies at" in done.stderr
     done = _run("test.sh", tmp_path, fake_bin, studies, "--no-build", FAKE_DOCKER_NO_IMAGE="1")
     assert done.returncode == 1 and "no image lmc-fake:test" in done.stderr
     done = _run("test.sh", tmp_path, fake_bin, studies, "--no-build", FAKE_DOCKER_USER="0:0")
     assert done.returncode == 1 and "runs as root (USER '0:0')" in done.stderr
+    typo = _thresholds(tmp_path, {"min": {"nucleus": {"PCX": 0.5}}})   # a bad bar stops before the run
+    done = _run("test.sh", tmp_path, fake_bin, studies, "--no-build", THRESHOLDS=str(typo))
+    assert done.returncode == 1 and "test.sh: FAILED: " in done.stderr and "'PCX' is not a metric" in done.stderr
     assert not [c for c in _calls(tmp_path) if c[0] == "run"]
 
 
