@@ -8,11 +8,11 @@ import torch
 from models.patchgan import GANLoss, PatchDiscriminator, PatchGANConfig
 from models.pix2pix import Pix2PixConfig, Pix2PixGenerator
 from training.losses import (
+    generator_objective,
     partial_discriminator_gan,
     partial_generator_gan,
     partial_l1,
     percentile_weights,
-    vqgan_generator_loss,
 )
 
 
@@ -103,13 +103,13 @@ def test_vqgan_objective_uses_the_gradient_ratio_at_the_last_layer():
     rec = (last @ h).abs().sum()
     gan = -(last @ h).sum() * 7.0
     codebook = torch.tensor(0.3)
-    total, d = vqgan_generator_loss(rec, codebook, gan, last, codebook_weight=2.0, disc_weight=0.5)
+    total, d = generator_objective(rec, codebook, gan, last, codebook_weight=2.0, disc_weight=0.5)
     g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
     g_gan = torch.autograd.grad(gan, last, retain_graph=True)[0]
     ratio = float(g_rec.norm() / (g_gan.norm() + 1e-4))
     assert float(d) == pytest.approx(0.5 * ratio, rel=1e-5)
     with torch.no_grad():
         assert float(total) == pytest.approx(float(rec) + 0.6 + 0.5 * ratio * float(gan), rel=1e-5)
-    before, d0 = vqgan_generator_loss(rec, codebook, None, last, codebook_weight=2.0, disc_weight=0.5)
+    before, d0 = generator_objective(rec, codebook, None, last, codebook_weight=2.0, disc_weight=0.5)
     with torch.no_grad():
         assert float(d0) == 0.0 and float(before) == pytest.approx(float(rec) + 0.6)

@@ -5,6 +5,7 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from training.run_guard import RunFolderError, resume_changes
@@ -88,3 +89,36 @@ def test_cli_prints_its_summary_even_when_quiet(toy_root, tmp_path, capsys):
     with pytest.raises(SystemExit, match="already holds a run"):
         train_pix2pix.main(["--data", str(toy_root), "--out", str(tmp_path / "q"), "--preset", "tiny",
                             "--steps", "2", "--crop", "32", "--quiet"])
+
+
+def _logged_lr(run: Path) -> list[tuple[int, float]]:
+    with open(run / "train_log.csv") as handle:
+        return [(int(row["step"]), float(row["lr"])) for row in csv.DictReader(handle)]
+
+
+def test_the_lr_schedule_continues_when_a_forced_resume_changes_its_length(toy_root, tmp_path):
+    run = tmp_path / "run"
+    base = dict(steps=12, decay_start=0.5, lr=1e-3, log_every=1, ckpt_every=3, val_every=100)
+    train(_config(toy_root, run, stop_after=9, **base), Pix2PixFamily())
+    before = dict(_logged_lr(run))
+    assert before[9] == pytest.approx(1e-3 * 4 / 6)     # the lr of step 8 (logged at 9): decaying over 6..12
+    train(_config(toy_root, run, **{**base, "steps": 24}, resume=True, force=True, stop_after=3), Pix2PixFamily())
+    after = _logged_lr(run)
+    lrs = [lr for _, lr in after]
+    assert all(b <= a + 1e-12 for a, b in zip(lrs, lrs[1:])), "the lr went back up"
+    # the factor reached at step 9 (0.5) holds until the new decay start (0.5 x 24), then falls to 0 at 24
+    assert dict(after)[10] == dict(after)[12] == pytest.approx(1e-3 * 0.5)
+    # a later plain resume keeps that anchor
+    train(_config(toy_root, run, **{**base, "steps": 24}, resume=True, stop_after=3), Pix2PixFamily())
+    assert dict(_logged_lr(run))[15] == pytest.approx(1e-3 * 0.5 * (24 - 14) / (24 - 12))
+
+
+def test_validation_redraws_the_training_curves(toy_root, tmp_path):
+    from PIL import Image
+    run = tmp_path / "run"
+    train(_config(toy_root, run, steps=4, val_every=2, log_every=1), Pix2PixFamily())
+    with Image.open(run / "train_curves.png") as image:
+        width, height = image.size
+        assert width > 800 and height > 200 and len(np.unique(np.asarray(image.convert("L")))) > 10
+    train(_config(toy_root, run, force=True, steps=2), Pix2PixFamily())    # --force removes the old curves too
+    assert (run / "train_curves.png").is_file()

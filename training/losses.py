@@ -90,11 +90,12 @@ def partial_discriminator_gan(discriminators: nn.ModuleList, gan: GANLoss, input
     return total
 
 
-def vqgan_generator_loss(rec_loss: torch.Tensor, codebook_loss: torch.Tensor,
-                         gan_loss: torch.Tensor | None, last_layer: torch.Tensor, *,
-                         codebook_weight: float, disc_weight: float, adaptive: bool = True,
-                         max_weight: float = 1e4) -> tuple[torch.Tensor, torch.Tensor]:
-    """(total, effective adversarial weight) of the VQGAN generator objective (seed 000, taming):
+def generator_objective(rec_loss: torch.Tensor, codebook_loss: torch.Tensor,
+                        gan_loss: torch.Tensor | None, last_layer: torch.Tensor, *,
+                        codebook_weight: float, disc_weight: float, adaptive: bool = True,
+                        max_weight: float = 1e4) -> tuple[torch.Tensor, torch.Tensor]:
+    """(total, effective adversarial weight) of the generator objective both families train with
+    (the VQGAN's of seed 000, taming; pix2pix's with no codebook and a fixed weight):
 
         rec + codebook_weight * codebook + d * disc_weight * gan,
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-RUN_FILES = ("last.pt", "best.pt", "train_log.csv", "val_log.csv", "run.json")
+RUN_FILES = ("last.pt", "best.pt", "train_log.csv", "val_log.csv", "run.json", "train_curves.png")
 # TrainConfig fields a resume may change: they steer this invocation, not what is learned.
 FREE_ON_RESUME = frozenset({"out", "stop_after", "time_limit_min", "val_every", "ckpt_every", "log_every",
                             "cache_gb", "amp", "device", "threads", "workers", "prefetch", "resume",
