@@ -5,7 +5,7 @@ means keeping their seeds apart. The seeds in use:
 
 | seeds | studies | what | made by |
 |---|---|---|---|
-| 11-15 | 1-440 | training studies of the shipped weights | scripts/train_shipped_weights.sh |
+| 11-15 | 1-440 | training studies of the shipped weights | weights/recipe.toml |
 | 21-25 | 501-660 | output calibration and route choice of the shipped weights | the same |
 | 31 | 601-603 | overlap probe (README, "Measured") | python -m synthetic |
 | 900001 | 901-903 | test/studies, the CI smoke set | scripts/make_test_studies.sh |

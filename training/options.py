@@ -103,8 +103,9 @@ def effective_defaults(family, chosen: dict) -> dict:
     return base
 
 
-def resolve(args: argparse.Namespace, file: dict | None, family) -> TrainConfig:
-    """TrainConfig from flags over the run file over the family's defaults over the dataclass's."""
+def resolve(args: argparse.Namespace, file: dict | None, family, check_folders: bool = True) -> TrainConfig:
+    """TrainConfig from flags over the run file over the family's defaults over the dataclass's.
+    `check_folders`: the data and store folders must exist (not for a recipe's --check)."""
     given = {k: v for k, v in vars(args).items() if k in {f.name for f in fields(TrainConfig)}}
     hints = field_types(TrainConfig)
     given = {k: check_value(k, list(v) if isinstance(v, list) else v, hints[k], "flags") for k, v in given.items()}
@@ -114,7 +115,8 @@ def resolve(args: argparse.Namespace, file: dict | None, family) -> TrainConfig:
     values = {**effective_defaults(family, chosen), **chosen}
     values["loss"] = LossConfig(**{**values["loss"], **loss})
     cfg = TrainConfig(**values)
-    _check_run(cfg)
+    if check_folders:
+        _check_run(cfg)
     return cfg
 
 

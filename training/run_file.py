@@ -152,3 +152,12 @@ def render(family: str, cfg: TrainConfig, model: dict | None = None, after: dict
         if table:
             out += ["", f"[{name}]", *(f"{k} = {_toml_value(v)}" for k, v in table.items())]
     return "\n".join(out) + "\n"
+
+
+def dump(top: dict, tables: dict[str, dict] | None = None) -> str:
+    """Plain TOML of scalars and lists, then one-level tables: a run file from a recipe's stage."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in top.items() if v is not None]
+    for name, table in (tables or {}).items():
+        if table:
+            lines += ["", f"[{name}]", *(f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None)]
+    return "\n".join(lines) + "\n"
