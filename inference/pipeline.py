@@ -27,7 +27,7 @@ from preprocessing.resampling import to_model_grid, to_shape
 from .settings import InferenceSettings
 from .sliding_window import sliding_window_predict, sliding_window_views
 
-__all__ = ["InferenceSettings", "Prediction", "predict_image", "run_checkpoint", "run_checkpoint_views"]
+__all__ = ["InferenceSettings", "Prediction", "predict_image", "route_average", "run_checkpoint", "run_checkpoint_views"]
 log = logging.getLogger(__name__)
 # Challenge images are 512-2048 px a side; far smaller ones are worth a word in the log.
 _SMALL_SIDE = 64
@@ -90,7 +90,7 @@ def predict_image(image: OmeImage, manifest, store, settings: InferenceSettings 
             sums[organelle] += channels[checkpoint.spec.organelles.index(organelle)]
             if spread:
                 views[organelle].extend(checkpoint_views[:, checkpoint.spec.organelles.index(organelle)])
-    outputs = {o: _finite01(np.divide(sums[o], len(routes[o]), out=sums[o])) for o in organelles}
+    outputs = {o: route_average(sums[o], len(routes[o])) for o in organelles}
     spreads = {o: np.std(np.stack(views[o]), axis=0).astype(np.float32) for o in organelles} if spread else None
     if spread and all(len(v) == 1 for v in views.values()):
         warnings.append("one view per organelle (no TTA, no ensemble): the spread maps are zero; use --tta rot4 or d4")
@@ -173,6 +173,13 @@ def _model_device(model: torch.nn.Module, settings: InferenceSettings) -> torch.
     for tensor in model.parameters():
         return tensor.device
     return settings.torch_device()
+
+
+def route_average(total: np.ndarray, members: int) -> np.ndarray:
+    """A route's prediction from the sum of its members' float32 outputs, in member order: the
+    mean, finite and in [0, 1] (in place). The one averaging rule, for inference and for
+    training.compare_routes, which scores routes before they are shipped."""
+    return _finite01(np.divide(total, members, out=total))
 
 
 def _finite01(array: np.ndarray) -> np.ndarray:

@@ -160,6 +160,28 @@ class Manifest:
         return self.specs[name]
 
 
+def read_partial_manifest(path: str | os.PathLike) -> dict:
+    """A manifest being built up export by export (training.export), as a dict: not yet every
+    (modality, organelle) pair routed, so not validated like Manifest.load; a missing file is an
+    empty manifest of this version. ManifestError when it is not a manifest at all."""
+    path = Path(path)
+    if not path.exists():
+        return {"version": MANIFEST_VERSION, "checkpoints": {}, "routes": {}, "fallback_modality": "BF"}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: existing manifest is not readable JSON ({exc}); fix or remove it") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("checkpoints", {}), dict) \
+            or not isinstance(data.get("routes", {}), dict):
+        raise ManifestError(f"{path}: existing manifest is not a manifest object; fix or remove it")
+    if data.setdefault("version", MANIFEST_VERSION) != MANIFEST_VERSION:
+        raise ManifestError(f"{path}: manifest version {data['version']!r}, this code writes {MANIFEST_VERSION}")
+    data.setdefault("checkpoints", {})
+    data.setdefault("routes", {})
+    data.setdefault("fallback_modality", "BF")
+    return data
+
+
 def write_manifest(path: str | os.PathLike, checkpoints: dict[str, str],
                    routes: dict[str, dict[str, list[str]]], *,
                    fallback_modality: str = "BF") -> Manifest:

@@ -13,11 +13,11 @@ from models.checkpoint import (
                                save_checkpoint,
                                sha256_file,
 )
-from models.manifest import Manifest, ManifestError, ModelStore, write_manifest
+from models.manifest import Manifest, ManifestError, ModelStore, read_partial_manifest, write_manifest
 
 __all__ = [
     "ARCHITECTURES", "build_model", "make_config", "config_to_dict",
     "CheckpointSpec", "CheckpointError", "LoadedCheckpoint", "save_checkpoint", "load_checkpoint",
     "read_spec", "sha256_file",
-    "Manifest", "ManifestError", "ModelStore", "write_manifest",
+    "Manifest", "read_partial_manifest", "ManifestError", "ModelStore", "write_manifest",
 ]

@@ -224,8 +224,10 @@ def test_warm_start_from_a_shipped_checkpoint(run, tmp_path):
 
 def test_a_separate_calibration_set_gives_one_slice_per_fov_first(run, tmp_path):
     other = write_toy_studies(tmp_path / "calib", studies=2, fovs_per_study=3, size=48, z_slices=3, seed=9)
-    checkpoint, config, _ = fitting.load_run(run)
-    items = fitting.validation_items(checkpoint, config, str(other), 5, 0,
+    from training.runs import load_run
+    loaded = load_run(run)
+    checkpoint, config = loaded.as_checkpoint(), loaded.train_config
+    items = fitting.predicted_items(checkpoint, config, str(other), 5, 0,
                                      InferenceSettings(tta="none"), use_all=True)
     fovs = [it.name.rsplit("_", 2)[0] for it in items]
     assert len(items) == 5 and len(set(fovs)) == 5          # 6 FOVs: five distinct ones first

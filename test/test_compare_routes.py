@@ -14,9 +14,10 @@ from models.manifest import Manifest, ModelStore
 from preprocessing.layout import FocusRecord, write_bestz_csv
 from preprocessing.ome_io import read_ome_tiff
 from training import compare_routes
-from training.calibrate import margins, objective, pick_slices
+from training.calibrate import margins, objective
 from training.dataset import load_fovs
 from training.toy_studies import write_toy_studies
+from training.validation import pick_slices
 
 
 @pytest.fixture(scope="module")

@@ -379,3 +379,15 @@ def test_store_detects_a_file_changed_after_start_up(manifest_path, vqgan):
     save_checkpoint(manifest_path.parent / "sub" / "vq_mito.pt", vqgan, vqgan_spec(vqgan, "mitochondria"))
     with pytest.raises(CheckpointError, match="differs from the manifest"):
         ModelStore(manifest).get("vq_mito")
+
+
+def test_a_partial_manifest_is_read_with_the_one_version_and_refused_when_foreign(tmp_path):
+    from models.manifest import MANIFEST_VERSION
+    from models.registry import ManifestError, read_partial_manifest
+    assert read_partial_manifest(tmp_path / "none.json") == {"version": MANIFEST_VERSION, "checkpoints": {},
+                                                              "routes": {}, "fallback_modality": "BF"}
+    for text, message in (("{not json", "not readable JSON"), ("[1, 2]", "not a manifest object"),
+                          ('{"version": 99, "checkpoints": {}}', "manifest version 99, this code writes")):
+        (tmp_path / "m.json").write_text(text)
+        with pytest.raises(ManifestError, match=message):
+            read_partial_manifest(tmp_path / "m.json")

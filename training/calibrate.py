@@ -44,13 +44,13 @@ from models.calibration import (
     is_quantile_match,
     reference_quantiles,
 )
-from models.registry import LoadedCheckpoint, build_model, sha256_file
+from models.registry import LoadedCheckpoint
 from preprocessing.ome_io import read_ome_tiff
 
-from .checkpointing import load_module_state, load_training_checkpoint
+from . import runs
 from .dataset import load_fovs, read_exclusion_list, split_by_study
-from .export import CALIBRATION_FILE, spec_from_run
-from .trainer import BEST
+from .export import CALIBRATION_FILE
+from .validation import pick_slices
 
 FLOOR_QUANTILES = (0.0, 0.5, 0.8)
 FLOOR_FRACTIONS = (0.0, 0.1, 0.2, 0.3)
@@ -65,19 +65,7 @@ class Item:
     ground_truth: dict[str, np.ndarray]  # organelle -> raw ground truth
 
 
-def load_run(run: Path) -> tuple[LoadedCheckpoint, dict, int]:
-    """The run's best checkpoint as an uncalibrated inference checkpoint, its train config, its step."""
-    path = run / BEST
-    state = load_training_checkpoint(path)
-    model = build_model(state["arch"], state["model_config"])
-    load_module_state(model, state["generator"])
-    model.eval()
-    config = json.loads((run / "run.json").read_text())["train"]
-    checkpoint = LoadedCheckpoint(run.name, path, sha256_file(path), spec_from_run(state), model)
-    return checkpoint, config, int(state["step"])
-
-
-def validation_items(checkpoint: LoadedCheckpoint, config: dict, data: str | None, max_items: int,
+def predicted_items(checkpoint: LoadedCheckpoint, config: dict, data: str | None, max_items: int,
                      seed: int, settings: InferenceSettings, use_all: bool = False) -> list[Item]:
     """Whole slices of the run's validation FOVs (or of every FOV of `data` when `use_all`: a set
     made for calibration that the run never trained on), predicted as inference does."""
@@ -98,16 +86,6 @@ def validation_items(checkpoint: LoadedCheckpoint, config: dict, data: str | Non
                           {o: channels[organelles.index(o)] for o in wanted},
                           {o: read_ome_tiff(fov.ground_truth[o]).array for o in wanted}))
     return items
-
-
-def pick_slices(fovs: list, max_items: int, seed: int) -> list[tuple]:
-    """Up to max_items (FOV, z) pairs. Every FOV gives one slice before any gives a second (FOVs in
-    random order, random slices), so a cap on items never drops whole studies."""
-    rng = np.random.default_rng(seed)
-    slices = [rng.permutation(sorted(fov.slices)) for fov in fovs]
-    order = rng.permutation(len(fovs))
-    rounds = max(len(s) for s in slices)
-    return [(fovs[i], slices[i][r]) for r in range(rounds) for i in order if r < len(slices[i])][:max_items]
 
 
 def baseline_scores(tls: list[np.ndarray], gts: list[np.ndarray], organelle: str) -> dict[str, dict]:
@@ -193,11 +171,14 @@ def fit_organelle(items: list[Item], organelle: str, workers: int = 1) -> dict:
 def fit(run: Path, data: str | None = None, max_items: int = 48, seed: int = 0,
         settings: InferenceSettings | None = None, workers: int = 1, use_all: bool = False) -> dict:
     settings = settings or InferenceSettings()
-    checkpoint, config, step = load_run(run)
+    loaded = runs.load_run(run)
+    if not loaded.train_config:
+        raise FileNotFoundError(f"{run}: no run.json; is this a training run folder?")
+    checkpoint, config, step = loaded.as_checkpoint(), loaded.train_config, loaded.step
     checkpoint.model.to(settings.torch_device())   # run_checkpoint predicts on the model's device
     if use_all and (data is None or Path(data).resolve() == Path(config["data"]).resolve()):
         raise ValueError("--all needs --data: a calibration set the run did not train on")
-    items = validation_items(checkpoint, config, data, max_items, seed, settings, use_all)
+    items = predicted_items(checkpoint, config, data, max_items, seed, settings, use_all)
     organelles = [o for o in checkpoint.spec.organelles if any(o in it.ground_truth for it in items)]
     grid = {"floor_quantile": FLOOR_QUANTILES, "floor_fraction": FLOOR_FRACTIONS, "gamma": GAMMAS,
             "quantile_match": True}

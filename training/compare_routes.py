@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inference.pipeline import run_checkpoint
+from inference.pipeline import route_average, run_checkpoint
 from inference.settings import InferenceSettings
 from metrics.challenge import METRICS_BY_ORGANELLE
 from models.manifest import Manifest, ModelStore
 from preprocessing.ome_io import MODALITIES, ORGANELLES, read_ome_tiff
 
-from .calibrate import baseline_scores, margins, mean_scores, objective, pick_slices
+from .calibrate import baseline_scores, margins, mean_scores, objective
 from .dataset import load_fovs
+from .validation import pick_slices
 
 
 def parse_candidate(text: str) -> tuple[str, ...]:
@@ -65,7 +66,8 @@ def compare(manifest: Manifest, store: ModelStore, data: str, modality: str, org
     baselines = baseline_scores(tls, gts, organelle)
     rows = []
     for candidate in candidates:
-        averaged = (np.mean([predictions[n][i] for n in candidate], axis=0) for i in range(len(gts)))
+        averaged = (route_average(np.sum([predictions[n][i] for n in candidate], axis=0, dtype=np.float32),
+                                  len(candidate)) for i in range(len(gts)))
         scores = mean_scores((p, g, organelle) for p, g in zip(averaged, gts))
         m = margins(scores, list(baselines.values()))
         rows.append({"candidate": "+".join(candidate), "scores": scores, "margins": m, "objective": objective(m)})

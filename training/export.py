@@ -17,12 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from models.registry import CheckpointSpec, build_model, save_checkpoint, sha256_file, write_manifest
+from models.registry import read_partial_manifest, save_checkpoint, sha256_file, write_manifest
 from preprocessing.atomic_write import write_json
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
-from .checkpointing import load_module_state, load_training_checkpoint
-from .trainer import BEST, LAST
+from .runs import load_run
 
 MANIFEST = "manifest.json"
 CALIBRATION_FILE = "calibration.json"   # written by training.calibrate into the run folder
@@ -48,18 +47,6 @@ def parse_routes(texts: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def spec_from_run(state: dict, *, window: int | None = None, note: str | None = None) -> CheckpointSpec:
-    steps = state["step"]
-    # "steps" are those of this run only: a warm-started run's note says what came before.
-    default_note = (f"{state['arch']}, {steps} steps in its last training run, on "
-                    f"{', '.join(state['modalities'])} ({state.get('note') or 'data not described'})")
-    return CheckpointSpec(arch=state["arch"], config=state["model_config"],
-                          organelles=tuple(state["organelles"]), modalities=tuple(state["modalities"]),
-                          input_norm=dict(state["input_norm"]), pixel_size_um=state["pixel_size_um"],
-                          window=int(window or state["window"]), size_divisor=int(state["size_divisor"]),
-                          note=note or default_note)
-
-
 def read_calibration(path: Path, step: int) -> dict:
     """organelle -> parameters from a training.calibrate result, which must be of this very step."""
     try:
@@ -72,22 +59,6 @@ def read_calibration(path: Path, step: int) -> dict:
         raise ValueError(f"{path}: fitted on the checkpoint of step {fitted_step}, but the exported "
                          f"one is of step {step}; run python -m training.calibrate again")
     return params
-
-
-def _load_manifest_dict(path: Path) -> dict:
-    if not path.exists():
-        return {"version": 1, "checkpoints": {}, "routes": {}, "fallback_modality": "BF"}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: existing manifest is not readable JSON ({exc}); fix or remove it") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("checkpoints", {}), dict) \
-            or not isinstance(data.get("routes", {}), dict):
-        raise ValueError(f"{path}: existing manifest is not a manifest object; fix or remove it")
-    data.setdefault("checkpoints", {})
-    data.setdefault("routes", {})
-    data.setdefault("fallback_modality", "BF")
-    return data
 
 
 def missing_pairs(routes: dict) -> list[str]:
@@ -104,13 +75,8 @@ def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[
     `calibration`: a training.calibrate result whose output calibration goes into the spec;
     "auto" takes RUN/calibration.json when it exists, None exports without one."""
     run, weights = Path(run), Path(weights)
-    source = run / (BEST if which == "best" else LAST)
-    if which == "best" and not source.exists():
-        source = run / LAST                     # a run too short to have validated
-    if not source.exists():
-        raise FileNotFoundError(f"{run}: no {BEST} or {LAST}; is this a training run folder?")
-    state = load_training_checkpoint(source)
-    spec = spec_from_run(state, window=window, note=note)
+    loaded = load_run(run, which, window=window, note=note)    # best.pt, or last.pt of a run too short to validate
+    source, state, spec = loaded.path, loaded.state, loaded.spec
     if calibration == "auto":
         calibration = run / CALIBRATION_FILE if (run / CALIBRATION_FILE).exists() else None
     if calibration is not None:
@@ -118,14 +84,12 @@ def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[
     for m, o in list(routes) + list(add_routes):
         if o not in spec.organelles:
             raise ValueError(f"route {m}:{o}: {source} predicts only {spec.organelles}")
-    model = build_model(spec.arch, spec.config)
-    load_module_state(model, state["generator"])
     weights.mkdir(parents=True, exist_ok=True)
     file = f"{name}.pt"
-    save_checkpoint(weights / file, model, spec, half=half)
+    save_checkpoint(weights / file, loaded.model, spec, half=half)
 
     manifest_path = weights / MANIFEST
-    data = _load_manifest_dict(manifest_path)
+    data = read_partial_manifest(manifest_path)
     data["checkpoints"][name] = {"file": file, "sha256": sha256_file(weights / file)}
     for m, o in routes:
         data["routes"].setdefault(m, {})[o] = [name]

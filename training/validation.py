@@ -26,21 +26,20 @@ class ValItem:
     z: int
 
 
-def validation_items(fovs: list[FieldOfView], max_items: int, seed: int) -> list[ValItem]:
-    """Up to `max_items` (FOV, z) pairs: FOVs taken round-robin by study, a random z per FOV."""
+def pick_slices(fovs: list[FieldOfView], max_items: int, seed: int) -> list[tuple[FieldOfView, int]]:
+    """Up to max_items (FOV, z) pairs, the one choice of slices for validation, calibration and
+    route comparison. Every FOV gives one slice before any gives a second (FOVs in random order,
+    random slices), so a cap on items never drops whole studies."""
     rng = np.random.default_rng(seed)
-    by_study: dict[str, list[FieldOfView]] = {}
-    for fov in fovs:
-        by_study.setdefault(fov.study, []).append(fov)
-    queues = [list(by_study[s]) for s in sorted(by_study)]
-    items: list[ValItem] = []
-    while len(items) < max_items and any(queues):
-        for queue in queues:
-            if queue and len(items) < max_items:
-                fov = queue.pop(0)
-                zs = sorted(fov.slices)
-                items.append(ValItem(fov, zs[int(rng.integers(len(zs)))]))
-    return items
+    slices = [rng.permutation(sorted(fov.slices)) for fov in fovs]
+    order = rng.permutation(len(fovs))
+    rounds = max((len(s) for s in slices), default=0)
+    return [(fovs[i], int(slices[i][r])) for r in range(rounds) for i in order if r < len(slices[i])][:max_items]
+
+
+def validation_items(fovs: list[FieldOfView], max_items: int, seed: int) -> list[ValItem]:
+    """The trainer's fixed validation list: pick_slices's (FOV, z) pairs."""
+    return [ValItem(fov, z) for fov, z in pick_slices(fovs, max_items, seed)]
 
 
 def _centre_window(shape: tuple[int, int], crop: int, divisor: int) -> tuple[slice, slice]:

@@ -87,8 +87,8 @@ def train_run(data: Path, out: Path, recipe: Recipe, init_from: Path | None = No
 
 def predict_run(run: Path, pair: RealPair, settings: InferenceSettings) -> list[np.ndarray]:
     """The run's best checkpoint on every TL slice of `pair`, nucleus channel, uint16 as written."""
-    from training.calibrate import load_run
+    from training.runs import load_run
 
-    checkpoint, _, _ = load_run(run)
+    checkpoint = load_run(run).as_checkpoint()
     channel = checkpoint.spec.channel("nucleus")
     return [to_uint16(run_checkpoint(checkpoint, image, settings)[channel] * 65535.0) for image in pair.tl]
