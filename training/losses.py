@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.patchgan import GANLoss, adaptive_gan_weight
+from models.patchgan import GANLoss, PatchDiscriminator, PatchGANConfig, adaptive_gan_weight
 
 INSIDE_WEIGHT = 1.0
 OUTSIDE_WEIGHT = 0.1
@@ -109,3 +109,20 @@ def generator_objective(rec_loss: torch.Tensor, codebook_loss: torch.Tensor,
         else torch.ones((), device=rec_loss.device)
     d = d * disc_weight
     return total + d * gan_loss, d
+
+
+class DiscriminatorObjective(nn.Module):
+    """One PatchGAN per output organelle and the discriminator loss as `forward`, so DDP can wrap
+    it (DDP only synchronises what runs inside a wrapped module's forward)."""
+
+    def __init__(self, n: int, config: PatchGANConfig, mode: str, conditional: bool):
+        super().__init__()
+        self.discs = nn.ModuleList(PatchDiscriminator(config) for _ in range(n))
+        self.gan = GANLoss(mode)
+        self.conditional = conditional
+
+    def forward(self, inputs, fake, real, mask) -> torch.Tensor:
+        return partial_discriminator_gan(self.discs, self.gan, inputs, fake, real, mask, self.conditional)
+
+    def generator_term(self, inputs, fake, mask) -> torch.Tensor:
+        return partial_generator_gan(self.discs, self.gan, inputs, fake, mask, self.conditional)

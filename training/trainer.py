@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from models.architectures import config_to_dict
-from models.patchgan import GANLoss, PatchDiscriminator, PatchGANConfig
+from models.patchgan import PatchGANConfig
 from preprocessing.ome_io import MODALITIES
 
 from . import distributed
@@ -56,7 +56,7 @@ from .checkpointing import (
 from .curves import plot_curves
 from .dataset import INPUT_NORM, ImageCache, ImageSource, load_fovs, read_exclusion_list, split_by_study
 from .loader import BatchLoader
-from .losses import generator_objective, partial_discriminator_gan, partial_generator_gan, partial_l1
+from .losses import DiscriminatorObjective, generator_objective, partial_l1
 from .run_config import LossConfig, TrainConfig
 from .run_guard import guard_resume, guard_run_folder
 from .sampler import BalancedSampler, SamplerConfig
@@ -76,23 +76,6 @@ class Family(Protocol):
     def build(self, model_config) -> nn.Module: ...
     def training_forward(self, model: nn.Module) -> nn.Module: ...  # x -> (y, codebook_loss, stats)
     def last_layer(self, model: nn.Module) -> torch.Tensor: ...
-
-
-class DiscriminatorObjective(nn.Module):
-    """One PatchGAN per output organelle and the discriminator loss as `forward`, so DDP can wrap
-    it (DDP only synchronises what runs inside a wrapped module's forward)."""
-
-    def __init__(self, n: int, config: PatchGANConfig, mode: str, conditional: bool):
-        super().__init__()
-        self.discs = nn.ModuleList(PatchDiscriminator(config) for _ in range(n))
-        self.gan = GANLoss(mode)
-        self.conditional = conditional
-
-    def forward(self, inputs, fake, real, mask) -> torch.Tensor:
-        return partial_discriminator_gan(self.discs, self.gan, inputs, fake, real, mask, self.conditional)
-
-    def generator_term(self, inputs, fake, mask) -> torch.Tensor:
-        return partial_generator_gan(self.discs, self.gan, inputs, fake, mask, self.conditional)
 
 
 def lr_factor(step: int, cfg: TrainConfig, anchor: tuple[int, float] | None = None) -> float:
