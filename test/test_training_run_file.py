@@ -114,3 +114,10 @@ def test_lmc_train_trains_then_calibrates_and_exports(toy, tmp_path, capsys):
     assert (tmp_path / "run" / "calibration.json").is_file()
     manifest = json.loads((weights / "manifest.json").read_text())
     assert manifest["routes"]["PC"]["nucleus"] == ["p2p_toy"] and (weights / "p2p_toy.pt").is_file()
+
+
+def test_a_native_pixel_size_is_said_since_the_shipped_weights_use_0_2(toy, tmp_path, capsys):
+    parse(["--data", str(toy), "--out", str(tmp_path / "a")], train_pix2pix.FAMILY, "p2p")
+    assert "native pixel size; the shipped weights were trained on a 0.2 µm grid" in capsys.readouterr().err
+    parse(["--data", str(toy), "--out", str(tmp_path / "b"), "--pixel-size", "0.2"], train_pix2pix.FAMILY, "p2p")
+    assert "native pixel size" not in capsys.readouterr().err

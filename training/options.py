@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sys
 import typing
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -149,6 +150,10 @@ def parse(argv: list[str] | None, family_factory, description: str, extra=None):
     except (RunFileError, ValueError, TypeError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     after = {name: (file or {}).get(name, {}) for name in STEPS_AFTER_TRAINING}
+    if cfg.pixel_size_um is None and not args.print_config:
+        # The dataclass keeps native as the default (a run file cannot write "none"), so say it.
+        print("note: training at each image's native pixel size; the shipped weights were trained on a "
+              "0.2 µm grid (--pixel-size 0.2, pixel_size_um = 0.2 in a run file)", file=sys.stderr)
     if args.print_config:
         print(render(family.arch, cfg, overrides, after), end="")
         raise SystemExit(0)
