@@ -30,7 +30,7 @@ from .score import ScoreRun
 from .table import counts
 
 # Filled in by the page's own script once every image has loaded or failed: what a headless browser
-# check (test/test_report_page.py) reads back from the DOM.
+# check (metrics/report_browser.py, test/test_metrics_report.py) reads back from the DOM.
 _IMAGE_CHECK = """<script>
 window.addEventListener("load", function () {
   var imgs = Array.prototype.slice.call(document.images);
