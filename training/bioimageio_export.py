@@ -32,10 +32,12 @@ import argparse
 import dataclasses
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import tifffile
 import torch
 
 import models.quantizer
@@ -57,7 +59,7 @@ HONEST_NOTE = ("Trained on SIMULATED cells only (this project's simulator, on CP
                "it to try the pipeline, not to label real cells.")
 
 
-def test_image(spec, modality: str) -> np.ndarray:
+def sample_input(spec, modality: str) -> np.ndarray:
     """A window x window float32 TL plane of `modality` on the checkpoint's pixel grid: simulated
     at a real-looking pixel size, resampled by our own code, centre crop."""
     study = sample_study(SimulationConfig(seed=TEST_SEED, modalities=(modality,)), TEST_STUDY)
@@ -83,11 +85,15 @@ def reference_output(checkpoint: LoadedCheckpoint, image: np.ndarray) -> np.ndar
 
 def trace(model: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     """TorchScript by tracing (scripting fails on the models' Python-side shape checks). The
-    quantiser splits its distance matrix into row chunks; a trace freezes the number of chunks
-    (a larger tile then fails with "Expected 1 elements in a list"), so it is traced with one
-    chunk for any size. That costs N x n_embed floats (256 MB at a 1024² tile), far less than
-    the VQGAN's attention at that size."""
-    with mock.patch.object(models.quantizer, "_DISTANCE_CHUNK_ELEMENTS", 1 << 62), torch.no_grad():
+    quantiser splits its distance matrix into row chunks and a trace freezes their number (a tile
+    with more chunks then fails: "Expected 4 elements in a list but found 7"), so it is traced
+    with one chunk for any size. That costs N x n_embed floats (256 MB at a 1024² tile), far less
+    than the VQGAN's attention at that size."""
+    with mock.patch.object(models.quantizer, "_DISTANCE_CHUNK_ELEMENTS", 1 << 62), torch.no_grad(), \
+            warnings.catch_warnings():
+        # The models' input checks are Python ifs: the trace evaluates them once, for the example,
+        # and keeps no check (the rdf's axes say what sizes are valid). Its warnings say just that.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         return torch.jit.trace(model.eval(), example, check_trace=False)
 
 
@@ -135,7 +141,7 @@ def _routes_served(manifest: Manifest, name: str) -> list[str]:
 
 def _documentation(name: str, checkpoint: LoadedCheckpoint, routes: list[str]) -> str:
     spec = checkpoint.spec
-    low, high = spec.input_norm["low"], spec.input_norm["high"]
+    low, high = (f'{float(spec.input_norm[k]):g}' for k in ("low", "high"))
     calibrated = ", ".join(sorted(spec.output_calibration)) or "none"
     return f"""# {name}: in-silico labelling on simulated cells
 
@@ -153,7 +159,8 @@ the measured scores.
 {chr(10).join(f"- {r}" for r in routes) or "- none (not routed in the shipped manifest)"}
 
 (`modality -> organelle`: the container feeds images of that modality to this checkpoint and keeps
-that output channel.)
+that output channel. A channel not listed is predicted too, but the container takes that organelle
+from another checkpoint.)
 
 ## Input
 
@@ -177,8 +184,8 @@ that output channel.)
   depends on the tile size;
 - the per-image output calibration fitted per organelle (`models/calibration.py`; here: {calibrated}).
 
-The container (`process.py`) does all three; predictions of this package are therefore close to,
-not equal to, the container's files.
+The container (`process.py`) does all three, so its files differ from this package's predictions,
+most for the organelles with a fitted calibration.
 
 ## Validation
 
@@ -188,7 +195,8 @@ not equal to, the container's files.
 - The TorchScript weights equal the eager model on that input to < 1e-4.
 - Scores: only on simulated held-out images (project README, "Measured"). There is **no**
   validation on real images: on the few real images tried, the shipped weights fail (project
-  README, "Real images": nucleus PCC 0.17 to 0.26, beaten by an all-zero image on MAE).
+  README, "Real images": nucleus PCC 0.17 to 0.26; on one real field an all-zero image beats
+  them on MAE).
 """
 
 
@@ -211,7 +219,7 @@ def describe(checkpoint: LoadedCheckpoint, work: Path, *, license: str, manifest
     from bioimageio.spec.model import v0_5 as bio
 
     spec, name = checkpoint.spec, checkpoint.name
-    image = test_image(spec, spec.modalities[0])
+    image = sample_input(spec, spec.modalities[0])
     expected = reference_output(checkpoint, image)
     example = torch.from_numpy(normalise(image, spec.input_norm)[0])[None, None]
     traced = trace(checkpoint.model, example)
@@ -226,6 +234,10 @@ def describe(checkpoint: LoadedCheckpoint, work: Path, *, license: str, manifest
     (work / ARCHITECTURE_FILE).write_text(architecture_source(), encoding="utf-8")
     np.save(work / "test_input.npy", image[None, None])
     np.save(work / "test_output.npy", expected.astype(np.float32))
+    # The same pair as TIFF: the spec's human-readable "sample" (FAIR asks for one; no .npy there).
+    tifffile.imwrite(work / "sample_input.tif", image)
+    tifffile.imwrite(work / "sample_output.tif", np.squeeze(expected[0], axis=0) if len(spec.organelles) == 1
+                     else expected[0])
     routes = _routes_served(manifest, name) if manifest else []
     (work / "README.md").write_text(_documentation(name, checkpoint, routes), encoding="utf-8")
     # The project's README under its own name (a second README.md would be renamed README_2.md).
@@ -244,6 +256,7 @@ def describe(checkpoint: LoadedCheckpoint, work: Path, *, license: str, manifest
               *(bio.SpaceInputAxis(**space(a, bio.ParameterizedSize(min=spec.window, step=spec.size_divisor)))
                 for a in ("y", "x"))],
         test_tensor=bio.FileDescr(source=work / "test_input.npy"),
+        sample_tensor=bio.FileDescr(source=work / "sample_input.tif"),
         data=bio.IntervalOrRatioDataDescr(type="float32"),
         preprocessing=[
             bio.EnsureDtypeDescr(kwargs=bio.EnsureDtypeKwargs(dtype="float32")),
@@ -260,6 +273,7 @@ def describe(checkpoint: LoadedCheckpoint, work: Path, *, license: str, manifest
                                                                    axis_id=bio.AxisId(a))))
                 for a in ("y", "x"))],
         test_tensor=bio.FileDescr(source=work / "test_output.npy"),
+        sample_tensor=bio.FileDescr(source=work / "sample_output.tif"),
         data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
         postprocessing=[
             bio.ScaleLinearDescr(kwargs=bio.ScaleLinearKwargs(gain=1.0 / (high - low), offset=-low / (high - low))),
@@ -283,8 +297,9 @@ def describe(checkpoint: LoadedCheckpoint, work: Path, *, license: str, manifest
         inputs=[raw],
         outputs=[prediction],
         weights=bio.WeightsDescr(
+            # Traced from the state dict's model: the spec calls that its parent.
             torchscript=bio.TorchscriptWeightsDescr(source=work / "weights.torchscript.pt",
-                                                    pytorch_version=torch_version),
+                                                    pytorch_version=torch_version, parent="pytorch_state_dict"),
             pytorch_state_dict=bio.PytorchStateDictWeightsDescr(
                 source=work / "weights.pt", pytorch_version=torch_version,
                 architecture=bio.ArchitectureFromFileDescr(
