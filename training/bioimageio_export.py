@@ -24,7 +24,8 @@ resampling to 0.2 µm (the axes declare the scale; the caller resamples), our sl
 Gaussian blending, and the per-image output calibration (quantile matching / gamma; a monotone
 map fitted per organelle, models/calibration.py).
 
-Nothing is downloaded: the sources are the files in weights/ and the simulator.
+Nothing is downloaded: the sources are the files in weights/ and the simulator. (bioimageio.spec's
+own validation sends a HEAD request to the cite URL when it can; offline that only warns.)
 """
 from __future__ import annotations
 
