@@ -3,6 +3,8 @@
     python -m training.export --run RUN_DIR --name p2p_bf --weights weights/ --route 'BF:*'
     python -m training.export --run RUN_DIR --name vq_nucleus --route '*:nucleus' --half
 
+    lmc-export --bioimageio --license SPDX-ID     # BioImage Model Zoo packages of weights/ (training/bioimageio_export.py)
+
 --route MODALITY:ORGANELLE (comma-separated, repeatable; '*' = all) points those pairs at this
 checkpoint, replacing what they had; --add-route appends it instead (an ensemble average). Other
 checkpoints and routes in the manifest are kept. A checkpoint no route uses any more is dropped
@@ -111,7 +113,14 @@ def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--bioimageio" in argv:   # a different job (packaging shipped weights), its own options
+        from .bioimageio_export import main as bioimageio_main
+        return bioimageio_main([a for a in argv if a != "--bioimageio"])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bioimageio", action="store_true",
+                   help="instead: write BioImage Model Zoo packages of the shipped weights "
+                        "(lmc-export --bioimageio --help)")
     p.add_argument("--run", required=True, help="training run folder (best.pt / last.pt)")
     p.add_argument("--name", required=True, help="checkpoint name: weights/<NAME>.pt")
     p.add_argument("--weights", default="weights", help="weights folder holding manifest.json")
