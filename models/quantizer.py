@@ -19,6 +19,9 @@ rate falls below it is moved onto a random encoder output of the current batch (
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +44,10 @@ class VectorQuantizer(nn.Module):
         nn.init.uniform_(self.embedding.weight, -1.0 / n_embed, 1.0 / n_embed)
         # Running hits per code per batch; training state only, so it is not saved in checkpoints.
         self.register_buffer("usage_ema", torch.ones(n_embed), persistent=False)
+        # A plain attribute, not state: the bound on distance-matrix elements computed at once.
+        # A TorchScript trace freezes the number of chunks, so the bioimage.io export traces with
+        # the whole matrix at once (whole_distance_matrix).
+        self.distance_chunk_elements = _DISTANCE_CHUNK_ELEMENTS
 
     def nearest(self, z_flat: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code for each row of z_flat [N, D]. Computed in fp32 even under
@@ -49,7 +56,7 @@ class VectorQuantizer(nn.Module):
         codes = self.embedding.weight.float()
         z_flat = z_flat.float()
         code_sq = (codes * codes).sum(1)
-        chunk = max(1, _DISTANCE_CHUNK_ELEMENTS // self.n_embed)
+        chunk = max(1, self.distance_chunk_elements // self.n_embed)
         out = []
         with torch.autocast(device_type=z_flat.device.type, enabled=False):
             for part in z_flat.split(chunk):
@@ -124,3 +131,18 @@ class VectorQuantizer(nn.Module):
         # A fresh code gets the grace of an average code before it can be judged dead again.
         self.usage_ema[dead] = 1.0
         return int(dead.numel())
+
+
+@contextmanager
+def whole_distance_matrix(model: nn.Module) -> Iterator[None]:
+    """Within the block, every quantiser of `model` computes its distances in one piece (for a
+    trace that must work at any tile size); the bounds are restored after."""
+    quantisers = [m for m in model.modules() if isinstance(m, VectorQuantizer)]
+    before = [q.distance_chunk_elements for q in quantisers]
+    for q in quantisers:
+        q.distance_chunk_elements = 1 << 62
+    try:
+        yield
+    finally:
+        for q, value in zip(quantisers, before):
+            q.distance_chunk_elements = value

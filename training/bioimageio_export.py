@@ -35,13 +35,12 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import tifffile
 import torch
 
-import models.quantizer
+from models.quantizer import whole_distance_matrix
 from models.registry import LoadedCheckpoint, Manifest, load_checkpoint
 from preprocessing.normalization import normalise
 from preprocessing.resampling import to_model_grid
@@ -90,8 +89,7 @@ def trace(model: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModu
     with more chunks then fails: "Expected 4 elements in a list but found 7"), so it is traced
     with one chunk for any size. That costs N x n_embed floats (256 MB at a 1024² tile), far less
     than the VQGAN's attention at that size."""
-    with mock.patch.object(models.quantizer, "_DISTANCE_CHUNK_ELEMENTS", 1 << 62), torch.no_grad(), \
-            warnings.catch_warnings():
+    with whole_distance_matrix(model), torch.no_grad(), warnings.catch_warnings():
         # The models' input checks are Python ifs: the trace evaluates them once, for the example,
         # and keeps no check (the rdf's axes say what sizes are valid). Its warnings say just that.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -236,9 +234,10 @@ def describe(checkpoint: LoadedCheckpoint, work: Path, *, license: str, manifest
     np.save(work / "test_input.npy", image[None, None])
     np.save(work / "test_output.npy", expected.astype(np.float32))
     # The same pair as TIFF: the spec's human-readable "sample" (FAIR asks for one; no .npy there).
-    tifffile.imwrite(work / "sample_input.tif", image)
+    tifffile.imwrite(work / "sample_input.tif", image, photometric="minisblack")
+    # One grey page per organelle channel, never read as an RGB image.
     tifffile.imwrite(work / "sample_output.tif", np.squeeze(expected[0], axis=0) if len(spec.organelles) == 1
-                     else expected[0])
+                     else expected[0], photometric="minisblack")
     routes = _routes_served(manifest, name) if manifest else []
     (work / "README.md").write_text(_documentation(name, checkpoint, routes), encoding="utf-8")
     # The project's README under its own name (a second README.md would be renamed README_2.md).
