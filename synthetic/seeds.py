@@ -8,6 +8,7 @@ means keeping their seeds apart. The seeds in use:
 | 11-15 | 1-440 | training studies of the shipped weights | weights/recipe.toml |
 | 21-25 | 501-660 | output calibration and route choice of the shipped weights | the same |
 | 31 | 601-603 | overlap probe (README, "Measured") | python -m synthetic |
+| 41 | 701-724 | the realism report (synthetic/README.md) | python -m synthetic.realism_report |
 | 900001 | 901-903 | test/studies, the CI smoke set | scripts/make_test_studies.sh |
 | 910001 | 1001-1064 | benchmark development set (decisions) | python -m benchmarks.heldout |
 | 920001 | 2001-2064 | benchmark test set (reported once per shipped version) | python -m benchmarks.heldout |

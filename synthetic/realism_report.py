@@ -1,0 +1,121 @@
+"""The realism report: simulated nuclei and TL beside real references, statistic by statistic.
+
+    python -m synthetic.realism_report [--fields 24] [--real ../shared/real] [--json OUT.json]
+
+Simulated: one in-focus field from each of `--fields` studies (seed REALISM_SEED, studies 701 on,
+at most 1024 px a side), its nucleus ground truth and its best-focus TL slice. Real: the
+references in ../shared/real (real/README.md says where each comes from): stardist's DSB 2018
+nuclei, the ISL confocal DAPI and phase contrast (pixel size not recorded: 0.4-0.7 µm from the
+nuclei's size, 0.55 assumed), the Light My Cells crop (0.4-0.6 µm, 0.5 assumed; 8-bit and
+contrast-stretched). Statistics in µm are shown only where a pixel size is known or assumed.
+The simulated column is the median over fields with the 25th-75th percentile. These numbers
+measure the simulator; nothing is fitted to the references here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import SimulationConfig
+from .fov import simulate_fov
+from .realism import noise_fraction, nucleus_statistics
+from .study import sample_study
+
+REALISM_SEED = 41
+FIRST_STUDY = 701
+DEFAULT_REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+NUCLEUS_ROWS = ("diameter_um", "diameter_px", "brightness_cv", "solidity", "slope_texture", "slope_shape",
+                "background_fraction", "q50", "q90", "q99", "nuclei")
+# name -> (file under real/, pixel size in µm or None, what the number rests on)
+NUCLEUS_REFERENCES = {
+    "stardist DSB": ("stardist_nuclei/img2d.tif", None, "pixel size unknown"),
+    "ISL DAPI": ("isl_condition_blue/DAPI_CONFOCAL.png", 0.55, "0.55 µm/px assumed (0.4-0.7)"),
+    "LMC crop nucleus": ("lmc_crop_biapy/Nucleus_target.png", 0.5, "0.5 µm/px assumed (0.4-0.6), 8-bit"),
+}
+TL_REFERENCES = {
+    "ISL phase z06": "isl_condition_blue/PHASE_CONTRAST_z06.png",
+    "LMC crop BF": "lmc_crop_biapy/TL_input.png",
+}
+
+
+def _read(path: Path) -> np.ndarray:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+        return tifffile.imread(path).astype(np.float64)
+    from PIL import Image
+    with Image.open(path) as image:
+        return np.asarray(image, dtype=np.float64)
+
+
+def simulated(fields: int) -> tuple[list[dict], list[float]]:
+    """Nucleus statistics and TL noise of one in-focus field per simulated study."""
+    config = SimulationConfig(studies=fields, seed=REALISM_SEED, first_study=FIRST_STUDY, max_size=1024)
+    nuclei, noise = [], []
+    for number in range(FIRST_STUDY, FIRST_STUDY + fields):
+        study = sample_study(config, number)
+        sim = simulate_fov(study, 0, REALISM_SEED, organelles=("nucleus",), defocus_um=[0.0], best_z=0)
+        nuclei.append(nucleus_statistics(sim.organelles["nucleus"], study.pixel_size_um))
+        noise.append(noise_fraction(sim.tl[0]))
+    return nuclei, noise
+
+
+def _spread(values: list[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "-"
+    q25, q50, q75 = np.percentile(finite, [25, 50, 75])
+    return f"{q50:.3g} ({q25:.3g}-{q75:.3g})"
+
+
+def _value(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.3g}"
+
+
+def report(fields: int, real: Path) -> tuple[str, dict]:
+    sim_nuclei, sim_noise = simulated(fields)
+    refs = {name: nucleus_statistics(_read(real / file), pixel) for name, (file, pixel, _) in
+            NUCLEUS_REFERENCES.items() if (real / file).is_file()}
+    tl_refs = {name: noise_fraction(_read(real / file)) for name, file in TL_REFERENCES.items()
+               if (real / file).is_file()}
+    lines = [f"Nucleus ground truth: simulated = median (25th-75th percentile) over {fields} fields "
+             f"(python -m synthetic.realism_report --fields {fields})", "",
+             "| statistic | simulated | " + " | ".join(refs) + " |",
+             "|---|---|" + "---|" * len(refs)]
+    for row in NUCLEUS_ROWS:
+        lines.append(f"| {row} | {_spread([s[row] for s in sim_nuclei])} | "
+                     + " | ".join(_value(r[row]) for r in refs.values()) + " |")
+    notes = [f"{name}: {NUCLEUS_REFERENCES[name][2]}" for name in refs]
+    missing = [name for name in NUCLEUS_REFERENCES if name not in refs] + [n for n in TL_REFERENCES if n not in tl_refs]
+    lines += ["", "References: " + "; ".join(notes) + "." if notes else "", ""]
+    lines += ["TL noise (sigma / p2-p99.8 range):", "",
+              "| statistic | simulated | " + " | ".join(tl_refs) + " |", "|---|---|" + "---|" * len(tl_refs),
+              f"| noise_fraction | {_spread(sim_noise)} | " + " | ".join(_value(v) for v in tl_refs.values()) + " |"]
+    if missing:
+        lines += ["", f"Not found under {real}: {', '.join(missing)}."]
+    data = {"fields": fields, "seed": REALISM_SEED, "simulated_nuclei": sim_nuclei, "simulated_tl_noise": sim_noise,
+            "real_nuclei": refs, "real_tl_noise": tl_refs}
+    return "\n".join(lines), data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fields", type=int, default=24, help="simulated fields (one per study)")
+    parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="the real references folder")
+    parser.add_argument("--json", type=Path, default=None, help="also write every number here")
+    args = parser.parse_args(argv)
+    if args.fields < 1:
+        parser.error("--fields must be at least 1")
+    text, data = report(args.fields, args.real)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
