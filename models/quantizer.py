@@ -59,7 +59,8 @@ class VectorQuantizer(nn.Module):
         chunk = max(1, self.distance_chunk_elements // self.n_embed)
         out = []
         with torch.autocast(device_type=z_flat.device.type, enabled=False):
-            for part in z_flat.split(chunk):
+            # One piece when it fits: no Split node in a trace (ONNX Runtime refuses a huge split size).
+            for part in (z_flat.split(chunk) if chunk < z_flat.shape[0] else (z_flat,)):
                 # |z|² is the same for every code of a row, so it does not change the argmin.
                 dist = code_sq[None, :] - 2.0 * part @ codes.t()
                 out.append(dist.argmin(1))
