@@ -1,36 +1,60 @@
 """The shipped generators under PyTorch and under ONNX Runtime on this CPU, side by side.
 
     python -m benchmarks.bench_onnx [--batch 8] [--tile 256] [--threads 2] [--repeats 3]
+    python -m benchmarks.bench_onnx --pipeline [--tta rot4]
 
-For the data behind a CPU inference backend (issue 17): each checkpoint of weights/ is exported
-to ONNX in memory (the quantiser with its whole distance matrix, so the graph has no size-bound
-loop), then the same random batch of tiles is run by both, alternately; prints the export time,
-the largest output difference and the median time of each with their ratio. Nothing here is used
-by the container yet.
+Per checkpoint: each checkpoint of weights/ is exported to ONNX in memory (inference/onnx_backend.py),
+then the same random batch of tiles is run by both, alternately; prints the export time, the
+largest output difference and the median time of each with their ratio.
+--pipeline: whole images instead (the BF, PC and DIC slices of test/studies, the shipped routes,
+windows, TTA and calibration), predicted by inference.pipeline.predict_image with the torch and
+the ONNX model store alternately (exports done before timing, as with a warm cache); prints the
+seconds per image and the largest difference of the four outputs.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import time
-import warnings
 
 import numpy as np
 import torch
 
-from models.quantizer import whole_distance_matrix
+from inference.onnx_backend import export_onnx
 from models.registry import Manifest, load_checkpoint
 
 
-def to_onnx(model: torch.nn.Module, example: torch.Tensor) -> bytes:
-    buffer = io.BytesIO()
-    with whole_distance_matrix(model), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")       # the tracer's notes on Python-side shape checks
-        torch.onnx.export(model, (example,), buffer, input_names=["x"], output_names=["y"], opset_version=17,
-                          dynamic_axes={"x": {0: "batch", 2: "h", 3: "w"}, "y": {0: "batch", 2: "h", 3: "w"}},
-                          dynamo=False)
-    return buffer.getvalue()
+def pipeline(args) -> int:
+    from pathlib import Path
+
+    from inference.inputs import load_input
+    from inference.onnx_backend import OnnxModelStore
+    from inference.pipeline import predict_image
+    from inference.settings import InferenceSettings
+    from models.registry import ModelStore
+    torch.set_num_threads(args.threads)
+    manifest = Manifest.load(f"{args.weights}/manifest.json")
+    stores = {"torch": ModelStore(manifest, device="cpu")}
+    stores["onnx"] = OnnxModelStore(ModelStore(manifest, device="cpu"), threads=args.threads, cache=None)
+    settings = InferenceSettings(tta=args.tta, device="cpu")
+    root = Path(__file__).resolve().parents[1] / "test" / "studies"
+    paths = [next(root.glob(f"Study_*/image_*_{m}_z*.ome.tiff")) for m in ("BF", "PC", "DIC")]
+    print(f"whole images, tta {args.tta}, {args.threads} threads, median of {args.repeats} alternating runs")
+    print("| image | shape | torch s | onnx s | torch / onnx | max output difference |")
+    print("|---|---|---|---|---|---|")
+    for path in paths:
+        image, _ = load_input(path)
+        outputs = {name: predict_image(image, manifest, store, settings).organelles for name, store in stores.items()}
+        times: dict[str, list[float]] = {"torch": [], "onnx": []}
+        for _ in range(args.repeats):
+            for name, store in stores.items():
+                start = time.perf_counter()
+                predict_image(image, manifest, store, settings)
+                times[name].append(time.perf_counter() - start)
+        difference = max(float(np.abs(outputs["torch"][o] - outputs["onnx"][o]).max()) for o in outputs["torch"])
+        t, o = statistics.median(times["torch"]), statistics.median(times["onnx"])
+        print(f"| {path.name} | {image.shape[0]}x{image.shape[1]} | {t:.2f} | {o:.2f} | {t / o:.2f} | {difference:.2g} |")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pipeline", action="store_true", help="whole images through the pipeline")
+    parser.add_argument("--tta", default="rot4")
     args = parser.parse_args(argv)
+    if args.pipeline:
+        return pipeline(args)
     import onnxruntime as ort
     torch.set_num_threads(args.threads)
     options = ort.SessionOptions()
@@ -53,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in Manifest.load(f"{args.weights}/manifest.json").checkpoints:
         model = load_checkpoint(f"{args.weights}/{name}.pt").model.eval()
         start = time.perf_counter()
-        session = ort.InferenceSession(to_onnx(model, x[:1]), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(export_onnx(model, 1, args.tile), options, providers=["CPUExecutionProvider"])
         export = time.perf_counter() - start
         with torch.no_grad():
             reference = model(x).numpy()
