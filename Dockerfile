@@ -28,7 +28,7 @@ COPY --chown=user:user requirements.txt /opt/app/
 RUN if [ -s /tmp/ca-bundle.crt ]; then export PIP_CERT=/tmp/ca-bundle.crt; fi \
     && python -m pip install --user --no-cache-dir --no-color --disable-pip-version-check --no-warn-script-location \
        --requirement /opt/app/requirements.txt \
-    && python -c "import numpy, scipy, tifffile, imagecodecs, skimage, PIL, torch; print('torch', torch.__version__)" \
+    && python -c "import numpy, scipy, tifffile, imagecodecs, skimage, PIL, onnx, onnxruntime, torch; print('torch', torch.__version__)" \
     && python -c "import sys, torch; v = torch.__version__.split('+')[0]; \
 sys.exit(0 if v == '${TORCH_VERSION}' else f'base image torch {v}, but the tests ran torch ${TORCH_VERSION}: use a base image with it (scripts/build_base_image.sh) or rebuild with --build-arg TORCH_VERSION={v} after running the tests with it')"
 
@@ -39,8 +39,12 @@ FROM --platform=linux/amd64 ${BASE_IMAGE}
 # (inference/allocator.py: 1.75x faster on this CPU).
 # No LMC_WEIGHTS: process.py then prefers the platform's /opt/ml/model (an uploaded model tarball,
 # export.sh --model) over the weights baked in at /opt/app/weights.
+# LMC_BACKEND=auto: ONNX Runtime on the CPU (1.3-1.8x faster per image), torch on a GPU; the
+# exports are made below at build time into LMC_ONNX_CACHE, so no job pays for them.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    LMC_BACKEND=auto \
+    LMC_ONNX_CACHE=/opt/app/onnx_cache \
     MALLOC_MMAP_THRESHOLD_=1073741824 \
     MALLOC_TRIM_THRESHOLD_=1073741824
 # /output owned by the user: an empty volume mounted there takes this ownership, so the non-root
@@ -58,4 +62,5 @@ COPY --chown=user:user preprocessing /opt/app/preprocessing
 COPY --chown=user:user models /opt/app/models
 COPY --chown=user:user inference /opt/app/inference
 COPY --chown=user:user process.py /opt/app/
+RUN python -m inference.onnx_backend --weights /opt/app/weights --cache /opt/app/onnx_cache
 ENTRYPOINT ["python", "process.py"]

@@ -35,11 +35,20 @@ class BackendUnavailable(RuntimeError):
 
 def _runtime():
     try:
+        import onnx  # noqa: F401   torch's exporter writes with it
         import onnxruntime
     except ImportError as exc:
-        raise BackendUnavailable("--backend onnx needs onnxruntime and onnx (pip install -r requirements-dev.txt); "
+        raise BackendUnavailable("--backend onnx needs onnxruntime and onnx (pip install -r requirements.txt); "
                                  "or use --backend torch") from exc
     return onnxruntime
+
+
+def available() -> bool:
+    try:
+        _runtime()
+    except BackendUnavailable:
+        return False
+    return True
 
 
 def export_onnx(model: nn.Module, in_channels: int, window: int) -> bytes:
@@ -113,3 +122,26 @@ class OnnxModelStore:
             session = OnnxGenerator(onnx_bytes(checkpoint, self.cache), self.threads or torch.get_num_threads())
             self._onnx[name] = dataclasses.replace(checkpoint, model=session)
         return self._onnx[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export every checkpoint of a weights folder into the cache (the container does it at build
+    time, so no job pays for the export)."""
+    import argparse
+
+    from models.registry import Manifest, ModelStore
+    parser = argparse.ArgumentParser(description="Export a weights folder's checkpoints to the ONNX cache")
+    parser.add_argument("--weights", type=Path, default=Path(__file__).resolve().parent.parent / "weights")
+    parser.add_argument("--cache", type=Path, default=None, help="default: LMC_ONNX_CACHE, else ~/.cache/lmc-insilico/onnx")
+    args = parser.parse_args(argv)
+    cache = args.cache or default_cache()
+    manifest = Manifest.load(args.weights / "manifest.json")
+    store = OnnxModelStore(ModelStore(manifest, device="cpu"), cache=cache)
+    for name in manifest.checkpoints:
+        store.get(name)
+        print(f"{name}: ONNX in {cache}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -83,3 +83,26 @@ def test_onnx_without_onnxruntime_or_on_cuda_is_one_line_before_any_image(weight
     caplog.clear()
     assert process.main([*argv, "--device", "cuda"]) == 2
     assert "--backend onnx runs on the CPU" in caplog.text
+
+
+def test_auto_picks_onnx_on_the_cpu_and_torch_without_it(weights_dir, tmp_path, monkeypatch, caplog):  # noqa: F811
+    import inference.onnx_backend as backend
+    monkeypatch.setenv("LMC_ONNX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LMC_BACKEND", "auto")          # the container's setting
+    write_tl(tmp_path / "in" / "a.tiff", tl_array((24, 24)))
+    argv = ["--input", str(tmp_path / "in"), "--weights", str(weights_dir), "--device", "cpu", "--tta", "none", "--quiet"]
+    caplog.set_level(logging.INFO)
+    assert process.main([*argv, "--output", str(tmp_path / "a")]) == 0
+    assert "backend onnx" in caplog.text
+    monkeypatch.setattr(backend, "available", lambda: False)
+    caplog.clear()
+    assert process.main([*argv, "--output", str(tmp_path / "b")]) == 0
+    assert "backend torch" in caplog.text
+
+
+def test_the_cli_bakes_every_checkpoint_into_the_cache(weights_dir, tmp_path, capsys):  # noqa: F811
+    from inference.onnx_backend import main
+    assert main(["--weights", str(weights_dir), "--cache", str(tmp_path / "cache")]) == 0
+    manifest = Manifest.load(weights_dir / "manifest.json")
+    assert len(list((tmp_path / "cache").glob("*.onnx"))) == len(manifest.checkpoints)
+    assert capsys.readouterr().out.count("ONNX in") == len(manifest.checkpoints)
