@@ -8,6 +8,8 @@ references in ../shared/real (real/README.md says where each comes from): stardi
 nuclei, the ISL confocal DAPI and phase contrast (pixel size not recorded: 0.4-0.7 µm from the
 nuclei's size, 0.55 assumed), the Light My Cells crop (0.4-0.6 µm, 0.5 assumed; 8-bit and
 contrast-stretched). Statistics in µm are shown only where a pixel size is known or assumed.
+Then the study mix (synthetic/study_profile.py): modality, pixel size, z-slices and label sets of
+the real training studies from their file lists, beside the simulator's study sampler.
 The simulated column is the median over fields with the 25th-75th percentile. These numbers
 measure the simulator; nothing is fitted to the references here.
 """
@@ -25,6 +27,7 @@ from .config import SimulationConfig
 from .fov import simulate_fov
 from .realism import noise_fraction, nucleus_statistics
 from .study import sample_study
+from .study_profile import real_profile, simulated_profile
 
 REALISM_SEED = 41
 FIRST_STUDY = 701
@@ -95,10 +98,21 @@ def report(fields: int, real: Path) -> tuple[str, dict]:
     lines += ["TL noise (sigma / p2-p99.8 range):", "",
               "| statistic | simulated | " + " | ".join(tl_refs) + " |", "|---|---|" + "---|" * len(tl_refs),
               f"| noise_fraction | {_spread(sim_noise)} | " + " | ".join(_value(v) for v in tl_refs.values()) + " |"]
+    file_lists = real / "lmc_training_doc" / "FileList"
+    mix = {}
+    if file_lists.is_dir():
+        real_mix = real_profile(file_lists)
+        mix = {"real": real_mix.rows(), "simulated": simulated_profile(real_mix.studies, REALISM_SEED).rows()}
+        lines += ["", f"Study mix: the {real_mix.studies} real training studies (their file lists and "
+                  "synthetic/acquisitions.py) beside as many studies of the simulator's sampler:", "",
+                  "| marginal | real | simulated |", "|---|---|---|",
+                  *(f"| {k} | {v} | {mix['simulated'][k]} |" for k, v in mix["real"].items())]
+    else:
+        missing.append("lmc_training_doc/FileList")
     if missing:
         lines += ["", f"Not found under {real}: {', '.join(missing)}."]
     data = {"fields": fields, "seed": REALISM_SEED, "simulated_nuclei": sim_nuclei, "simulated_tl_noise": sim_noise,
-            "real_nuclei": refs, "real_tl_noise": tl_refs}
+            "real_nuclei": refs, "real_tl_noise": tl_refs, "study_mix": mix}
     return "\n".join(lines), data
 
 

@@ -88,3 +88,26 @@ def test_the_report_reads_the_real_references_when_present(capsys):
     assert set(data["real_nuclei"]) == set(realism_report.NUCLEUS_REFERENCES)
     for stats in data["real_nuclei"].values():
         assert stats["nuclei"] >= 5 and 0.8 < stats["solidity"] <= 1.0
+
+
+def test_the_real_study_mix_matches_the_organizers_facts():
+    from synthetic.acquisitions import REAL_ACQUISITIONS
+    from synthetic.study_profile import real_profile
+    lists = realism_report.DEFAULT_REAL / "lmc_training_doc" / "FileList"
+    if not lists.is_dir():
+        pytest.skip(f"no file lists at {lists}")
+    mix = real_profile(lists)
+    assert mix.studies == 30 and sum(mix.modality_studies.values()) == 30       # one modality per study
+    expected = {m: sum(a.modality == m for a in REAL_ACQUISITIONS) for m in ("BF", "PC", "DIC")}
+    assert mix.modality_studies == expected
+    assert max(mix.slices_per_field) == 33 and mix.organelle_studies["actin"] == 3
+    assert len(mix.slices_per_field) == sum(mix.label_sets.values()) == 2_574       # fields of view
+
+
+def test_the_simulated_study_mix_is_drawn_from_the_sampler():
+    from synthetic.study_profile import simulated_profile
+    mix = simulated_profile(12, seed=41)
+    assert mix.studies == 12 == sum(mix.modality_studies.values()) == sum(mix.label_sets.values())
+    assert all(1 <= n <= 11 for n in mix.slices_per_field)
+    assert all(65 <= p <= 110 for p in mix.pixel_size_nm)
+    assert set(mix.rows()) >= {"studies", "BF / PC / DIC studies", "z-slices per field (median, max)"}
