@@ -106,3 +106,15 @@ def test_the_cli_bakes_every_checkpoint_into_the_cache(weights_dir, tmp_path, ca
     manifest = Manifest.load(weights_dir / "manifest.json")
     assert len(list((tmp_path / "cache").glob("*.onnx"))) == len(manifest.checkpoints)
     assert capsys.readouterr().out.count("ONNX in") == len(manifest.checkpoints)
+
+
+def test_the_python_api_takes_the_backend(tmp_path, monkeypatch):
+    from inference import predict
+    monkeypatch.setenv("LMC_ONNX_CACHE", str(tmp_path / "cache"))
+    image = tl_array((48, 64))
+    by_torch = predict(image, modality="PC", pixel_size_um=0.2, tta="none", device="cpu")
+    by_onnx = predict(image, modality="PC", pixel_size_um=0.2, tta="none", device="cpu", backend="onnx")
+    for organelle in ORGANELLES:
+        assert float(np.abs(by_onnx[organelle] - by_torch[organelle]).max()) < 1e-4
+    with pytest.raises(ValueError, match="backend must be"):
+        predict(image, backend="tensorrt")
