@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blend", choices=BLEND_MODES, default=d.blend, help="window blending")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="forward samples per model call")
     p.add_argument("--window", type=int, default=None, help="window size (default: each checkpoint's)")
+    p.add_argument("--context", type=int, default=d.context,
+                   help="mirrored context around the image, in model pixels (its borders seen like its interior)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
     p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA instead of fp16 autocast")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default=os.environ.get("LMC_BACKEND", "torch"),
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = InferenceSettings(overlap=args.overlap, blend=args.blend, tta=args.tta,
                                      batch_size=args.batch_size, device=args.device,
-                                     amp=not args.no_amp, window=args.window)
+                                     amp=not args.no_amp, window=args.window, context=args.context)
     except ValueError as exc:
         log.error("bad setting: %s", exc)
         return 2

@@ -115,10 +115,13 @@ def _run_checkpoint(checkpoint, image: OmeImage, settings: InferenceSettings, pr
                     keep_views: bool) -> tuple[np.ndarray, np.ndarray | None]:
     spec, model = checkpoint.spec, checkpoint.model
     device = _model_device(model, settings)
-    key = (json.dumps(spec.input_norm, sort_keys=True), spec.pixel_size_um)
+    margin = context_margin(image, spec.pixel_size_um, settings.context)
+    key = (json.dumps(spec.input_norm, sort_keys=True), spec.pixel_size_um, margin)
     prepared = {} if prepared is None else prepared
     if key not in prepared:
-        normalised, _ = normalise(image.array, spec.input_norm)
+        normalised, _ = normalise(image.array, spec.input_norm)   # statistics of the image alone
+        if margin:
+            normalised = np.pad(normalised, margin, mode="reflect")
         prepared[key] = torch.from_numpy(np.ascontiguousarray(
             to_model_grid(normalised, image.pixel_size_um, spec.pixel_size_um)))[None, None]
     x = prepared[key]
@@ -131,14 +134,27 @@ def _run_checkpoint(checkpoint, image: OmeImage, settings: InferenceSettings, pr
         _CHANNELS_LAST.add(model)
     model.eval()
     y, views = _predict_bounded(model, x, settings, device, spec, amp, keep_views)
-    y = _to_output(y[0], image, spec)
+    y = _to_output(y[0], image, spec, margin)
     if views is not None:
-        views = np.stack([_to_output(view, image, spec) for view in views])
+        views = np.stack([_to_output(view, image, spec, margin) for view in views])
     return y, views
 
 
-def _to_output(y: torch.Tensor, image: OmeImage, spec) -> np.ndarray:
-    """A model-grid C x h x w prediction -> float32 C x H x W in [0, 1], range-mapped and calibrated."""
+def context_margin(image: OmeImage, model_pixel_um: float | None, context: int) -> int:
+    """`context` model pixels as input pixels (reflect padding needs fewer than the image's side)."""
+    if context <= 0:
+        return 0
+    factor = 1.0 if image.pixel_size_um is None or model_pixel_um is None else \
+        model_pixel_um / float(np.sqrt(image.pixel_size_um[0] * image.pixel_size_um[1]))
+    return int(min(np.ceil(context * factor), min(image.shape) - 1))
+
+
+def _to_output(y: torch.Tensor, image: OmeImage, spec, margin: int = 0) -> np.ndarray:
+    """A model-grid C x h x w prediction -> float32 C x H x W in [0, 1], range-mapped and calibrated
+    (the context margin cropped off first, so the calibration sees the image alone)."""
+    if margin:
+        padded = (image.shape[0] + 2 * margin, image.shape[1] + 2 * margin)
+        y = to_shape(y, padded)[:, margin:margin + image.shape[0], margin:margin + image.shape[1]].contiguous()
     y = to_shape(y, image.shape)
     low, high = (float(v) for v in spec.output_range)
     # In place: for a 4096² image each C x H x W temporary would cost another 256 MB.

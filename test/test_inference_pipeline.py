@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from test_inference_support import DictStore, identity_checkpoint, tl_array, weights_dir, write_tl  # noqa: F401
 
 from inference.pipeline import InferenceSettings, predict_image, run_checkpoint
@@ -121,7 +122,7 @@ def test_resampling_to_the_model_pixel_size_and_back(manifest):
     handle = model.register_forward_hook(lambda m, a, o: seen.append(tuple(a[0].shape[-2:])))
     try:
         prediction = predict_image(_image(array, pixel=(0.05, 0.05)), manifest, store,
-                                   InferenceSettings(tta="none", device="cpu", window=256))
+                                   InferenceSettings(tta="none", device="cpu", window=256, context=0))
     finally:
         handle.remove()
     assert seen == [(96, 80)]
@@ -182,3 +183,38 @@ def test_identity_model_has_no_spread_over_rotations(manifest):
     prediction = predict_image(image, manifest, store, FAST, spread=True)
     for organelle in ORGANELLES:
         np.testing.assert_allclose(prediction.spread[organelle], 0, atol=1e-6)
+
+
+class _CornerSpike(torch.nn.Module):
+    """Identity that also paints each tile's top-left pixel at 100: a model's corner artefact."""
+
+    def forward(self, x):
+        y = x[:, :1].expand(-1, 4, -1, -1).clone()
+        y[:, :, 0, 0] = 100.0
+        return y
+
+
+def test_mirrored_context_moves_a_corner_artefact_off_the_image(manifest):
+    import dataclasses
+    # One tile either way (window 96 > 64 + 2 x 8): its top-left pixel is the image's own corner
+    # without context, and a mirrored pixel outside the image with it.
+    spiky = dataclasses.replace(identity_checkpoint(window=96), model=_CornerSpike().eval())
+    store = DictStore({"p2p": spiky, "vq": dataclasses.replace(spiky, name="vq")})
+    array = tl_array((64, 64), seed=2).astype(np.float32)
+    p2, p998 = np.percentile(array, [2.0, 99.8])
+    expected = np.clip((array - p2) / (p998 - p2), 0, 1)
+    bare = predict_image(_image(array), manifest, store, InferenceSettings(tta="none", device="cpu", context=0))
+    assert bare.organelles["actin"][0, 0] == 1.0 and expected[0, 0] < 1.0      # the artefact, saturated
+    framed = predict_image(_image(array), manifest, store, InferenceSettings(tta="none", device="cpu", context=8))
+    np.testing.assert_allclose(framed.organelles["actin"], expected, atol=1e-5)  # cropped off with the margin
+
+
+def test_context_is_counted_in_model_pixels_and_bounded_by_the_image():
+    from inference.pipeline import context_margin
+    image = _image(np.zeros((50, 300)), pixel=(0.05, 0.05))
+    assert context_margin(image, 0.2, 8) == 32          # 8 model pixels of 0.2 µm = 32 input pixels
+    assert context_margin(image, None, 8) == 8
+    assert context_margin(image, 0.2, 32) == 49         # reflect padding needs fewer than the side
+    assert context_margin(image, 0.2, 0) == 0
+    with pytest.raises(ValueError, match="context"):
+        InferenceSettings(context=-1)
