@@ -27,8 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .run_config import LossConfig, TrainConfig
-from .run_file import RunFileError, checked_fields, dump
+from .run_file import RunFileError, dump, parse_run, split_run
 from .train import flags_of
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -79,15 +78,13 @@ def _substitute(value, names: dict, where: str):
 
 def _check_train(table: dict, where: str) -> None:
     """The run a train stage holds, checked now, so the dry run finds a typo before hours of training."""
-    top = {k: v for k, v in table.items() if k not in ("family", "loss", "model", "calibrate", "export")}
-    try:
-        checked_fields(TrainConfig, top, where)
-        checked_fields(LossConfig, table.get("loss", {}), f"{where} [loss]")
-    except RunFileError as exc:
-        raise RecipeError(str(exc)) from exc
     if table.get("family") not in ("pix2pix", "vqgan"):
         raise RecipeError(f"{where}: train.family must be \"pix2pix\" or \"vqgan\"")
-    if "out" not in top:
+    try:
+        run = parse_run(table, where)
+    except RunFileError as exc:
+        raise RecipeError(str(exc)) from exc
+    if "out" not in run["train"]:
         raise RecipeError(f"{where}: train.out (the run folder) is missing")
 
 
@@ -153,8 +150,7 @@ def status(recipe: Recipe, stage: Stage) -> str:
 def run_stage(recipe: Recipe, stage: Stage, root: Path = PROJECT_ROOT) -> int:
     recipe.state.mkdir(parents=True, exist_ok=True)
     if stage.train is not None:
-        tables = {k: stage.train.get(k, {}) for k in ("loss", "model", "calibrate", "export")}
-        top = {k: v for k, v in stage.train.items() if k not in tables}
+        top, tables = split_run(stage.train)
         run_file_of(recipe, stage).write_text(f"# written by lmc-recipe from {recipe.path} stage {stage.name}\n"
                                               + dump(top, tables))
     code = subprocess.run(command(recipe, stage), cwd=root).returncode

@@ -20,7 +20,7 @@ from preprocessing.ome_io import MODALITIES, ORGANELLES
 
 from .export import parse_routes
 from .recipe import PROJECT_ROOT, Recipe, Stage
-from .run_config import TrainConfig
+from .run_file import parse_run
 
 
 def _train_stages(recipe: Recipe) -> dict[str, Stage]:
@@ -32,11 +32,9 @@ def _resolved(stage: Stage):
     import importlib
 
     from .options import resolve
-    from .run_file import checked_fields
-    module = importlib.import_module(f"training.train_{stage.train['family']}")
-    family = module.FAMILY(dict(stage.train.get("model", {})))
-    top = {k: v for k, v in stage.train.items() if k not in ("family", "loss", "model", "calibrate", "export")}
-    file = {"train": checked_fields(TrainConfig, top, stage.name), "loss": stage.train.get("loss", {})}
+    file = parse_run(stage.train, stage.name)
+    module = importlib.import_module(f"training.train_{file['family']}")
+    family = module.FAMILY(dict(file["model"]))
     return family, resolve(argparse.Namespace(), file, family, check_folders=False)
 
 

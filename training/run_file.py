@@ -96,8 +96,7 @@ def checked_fields(cls, values: dict, where: str) -> dict:
 
 
 def read_run_file(path: str | Path) -> dict:
-    """{"family": str | None, "train": {...}, "loss": {...}, "model": {...}, "calibrate": {...},
-    "export": {...}} from a run file, every TrainConfig/LossConfig value checked."""
+    """parse_run of a run file's TOML."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -105,15 +104,27 @@ def read_run_file(path: str | Path) -> dict:
         raise RunFileError(f"{path}: no such run file") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RunFileError(f"{path}: not a readable TOML run file ({exc})") from exc
-    family = data.pop("family", None)
+    return parse_run(data, str(path))
+
+
+def split_run(data: dict) -> tuple[dict, dict[str, dict]]:
+    """(the top-level keys, family included; the [loss], [model], [calibrate], [export] tables)."""
+    return {k: v for k, v in data.items() if k not in _TABLES}, {name: data.get(name, {}) for name in _TABLES}
+
+
+def parse_run(data: dict, where: str) -> dict:
+    """{"family": str | None, "train": {...}, "loss": {...}, "model": {...}, "calibrate": {...},
+    "export": {...}} from a run's mapping (a run file, or a recipe's train stage), every
+    TrainConfig/LossConfig value checked; `where` names it in the errors."""
+    top, tables = split_run(data)
+    family = top.pop("family", None)
     if family is not None and family not in FAMILIES:
-        raise RunFileError(f"{path}: family {family!r} is not one of {list(FAMILIES)}")
-    tables = {name: data.pop(name, {}) for name in _TABLES}
+        raise RunFileError(f"{where}: family {family!r} is not one of {list(FAMILIES)}")
     for name, table in tables.items():
         if not isinstance(table, dict):
-            raise RunFileError(f"{path}: [{name}] must be a table")
-    return {"family": family, "train": checked_fields(TrainConfig, data, str(path)),
-            "loss": checked_fields(LossConfig, tables["loss"], f"{path} [loss]"),
+            raise RunFileError(f"{where}: [{name}] must be a table")
+    return {"family": family, "train": checked_fields(TrainConfig, top, where),
+            "loss": checked_fields(LossConfig, tables["loss"], f"{where} [loss]"),
             **{name: tables[name] for name in ("model", *STEPS_AFTER_TRAINING)}}
 
 
