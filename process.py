@@ -217,9 +217,9 @@ def backend_missing(backend: str, settings: InferenceSettings) -> bool:
     """--backend onnx without onnxruntime, or on a CUDA device: said once, before any image is read."""
     if backend != "onnx":
         return False
-    from inference.onnx_backend import BackendUnavailable, _runtime
+    from inference.onnx_backend import BackendUnavailable, require_runtime
     try:
-        _runtime()
+        require_runtime()
     except BackendUnavailable as exc:
         log.error("%s", exc)
         return True

@@ -33,7 +33,7 @@ class BackendUnavailable(RuntimeError):
     """onnxruntime (or onnx, for the export) is not installed; the message says what to install."""
 
 
-def _runtime():
+def require_runtime():
     try:
         import onnx  # noqa: F401   torch's exporter writes with it
         import onnxruntime
@@ -45,7 +45,7 @@ def _runtime():
 
 def available() -> bool:
     try:
-        _runtime()
+        require_runtime()
     except BackendUnavailable:
         return False
     return True
@@ -72,7 +72,7 @@ class OnnxGenerator(nn.Module):
 
     def __init__(self, model_bytes: bytes, threads: int | None = None):
         super().__init__()
-        ort = _runtime()
+        ort = require_runtime()
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -89,7 +89,7 @@ def onnx_bytes(checkpoint, cache: Path | None) -> bytes:
     path = None if cache is None else cache / f"{checkpoint.sha256}-torch{torch.__version__}-opset{OPSET}.onnx"
     if path is not None and path.is_file():
         return path.read_bytes()
-    _runtime()
+    require_runtime()
     data = export_onnx(checkpoint.model, in_channels, int(checkpoint.spec.window))
     if path is not None:
         try:
@@ -108,7 +108,7 @@ class OnnxModelStore:
     def __init__(self, store, threads: int | None = None, cache: Path | None = None):
         if store.device.type != "cpu":
             raise BackendUnavailable(f"--backend onnx runs on the CPU; the device is {store.device}")
-        _runtime()
+        require_runtime()
         self.store, self.threads, self.cache = store, threads, cache
         self._onnx: dict[str, object] = {}
 

@@ -11,11 +11,12 @@ A reader has to be able to tell two reports apart and to redo one, so each fact 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from models.checkpoint import sha256_file
 
 RUN_INFO = "run_info.json"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,7 @@ def manifest_sha256(weights_dir: Path) -> str:
     manifest = weights_dir / "manifest.json"
     if not manifest.is_file():
         return f"unknown (no {manifest})"
-    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return sha256_file(manifest)
 
 
 def git_commit(repo: Path = PROJECT_ROOT) -> str:
