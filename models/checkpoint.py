@@ -59,8 +59,12 @@ class CheckpointSpec:
         self.organelles = tuple(self.organelles)
         self.modalities = tuple(self.modalities)
         self.output_range = tuple(float(v) for v in self.output_range)  # type: ignore[assignment]
-        # One canonical form (tuples as lists) so a spec equals itself after a save/load trip.
-        self.config = config_to_dict(self.config)
+        # One canonical form (tuples as lists, every field present) so a spec equals itself after
+        # a save/load trip, and a file written before a config field existed reads with its default.
+        try:
+            self.config = config_to_dict(make_config(self.arch, self.config))
+        except (TypeError, ValueError):
+            self.config = config_to_dict(self.config)   # validate() names what is wrong
         if isinstance(self.output_calibration, dict):
             self.output_calibration = {o: canonical_params(p) for o, p in self.output_calibration.items()}
 

@@ -32,6 +32,8 @@ from models.presets import from_preset
 from models.quantizer import VectorQuantizer
 from models.shapes import check_input
 
+PADDING_MODES = ("zeros", "replicate")
+
 _PRESETS: dict[str, dict] = {
     # ~0.7M: CPU tests.
     "tiny": dict(ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, n_embed=64, norm_groups=8),
@@ -58,10 +60,18 @@ class VQGANConfig:
     reseed_threshold: float = 0.0          # > 0: re-seed codes with fewer hits/batch (training)
     dropout: float = 0.0
     norm_groups: int = 32                  # GroupNorm groups (reduced to divide the channels)
+    # How every 3×3 conv (and the downsampling's bottom/right pad) sees past the border. "zeros"
+    # (taming's layout, the first shipped checkpoints) lets the network tell a corner from the
+    # interior even on a flat input, and the shipped actin and tubulin decoders learned to paint
+    # +1 into the top-right corner of every window there. "replicate" makes a flat field look the
+    # same at the border as inside, so no position can be singled out; same weights and shapes.
+    padding_mode: str = "zeros"
 
     def __post_init__(self) -> None:
         # From a checkpoint the tuple comes back as a list; keep the config hashable and equal.
         self.ch_mult = tuple(int(m) for m in self.ch_mult)
+        if self.padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {self.padding_mode!r}")
 
     @property
     def size_divisor(self) -> int:
@@ -76,13 +86,18 @@ def _norm(channels: int, groups: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(channels, groups), channels, eps=1e-6)
 
 
+def _conv3(c_in: int, c_out: int, padding_mode: str) -> nn.Conv2d:
+    """The 3×3 conv that keeps the size, padded as the config says."""
+    return nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode=padding_mode)
+
+
 class ResnetBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, groups: int, dropout: float):
+    def __init__(self, c_in: int, c_out: int, groups: int, dropout: float, padding_mode: str = "zeros"):
         super().__init__()
         self.body = nn.Sequential(
-            _norm(c_in, groups), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1),
+            _norm(c_in, groups), nn.SiLU(), _conv3(c_in, c_out, padding_mode),
             _norm(c_out, groups), nn.SiLU(), nn.Dropout(dropout),
-            nn.Conv2d(c_out, c_out, 3, padding=1))
+            _conv3(c_out, c_out, padding_mode))
         self.shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,20 +123,21 @@ class AttnBlock(nn.Module):
 class Downsample(nn.Module):
     """Stride-2 3×3 conv with padding only on the bottom/right, so even sizes halve exactly."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, padding_mode: str = "zeros"):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, stride=2)
+        self.pad_mode = "constant" if padding_mode == "zeros" else padding_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))
+        return self.conv(F.pad(x, (0, 1, 0, 1), mode=self.pad_mode))
 
 
 class Upsample(nn.Module):
     """Nearest ×2 then a 3×3 conv (no checkerboard artefacts of transposed convs)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, padding_mode: str = "zeros"):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = _conv3(channels, channels, padding_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
@@ -129,24 +145,24 @@ class Upsample(nn.Module):
 
 def _middle(channels: int, cfg: VQGANConfig) -> nn.Sequential:
     return nn.Sequential(
-        ResnetBlock(channels, channels, cfg.norm_groups, cfg.dropout),
+        ResnetBlock(channels, channels, cfg.norm_groups, cfg.dropout, cfg.padding_mode),
         AttnBlock(channels, cfg.norm_groups) if cfg.attention else nn.Identity(),
-        ResnetBlock(channels, channels, cfg.norm_groups, cfg.dropout))
+        ResnetBlock(channels, channels, cfg.norm_groups, cfg.dropout, cfg.padding_mode))
 
 
 class Encoder(nn.Module):
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
-        g = cfg.norm_groups
-        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1)]
+        g, pad = cfg.norm_groups, cfg.padding_mode
+        layers: list[nn.Module] = [_conv3(cfg.in_channels, cfg.ch, pad)]
         c = cfg.ch
         for level, mult in enumerate(cfg.ch_mult):
             for _ in range(cfg.num_res_blocks):
-                layers.append(ResnetBlock(c, cfg.ch * mult, g, cfg.dropout))
+                layers.append(ResnetBlock(c, cfg.ch * mult, g, cfg.dropout, pad))
                 c = cfg.ch * mult
             if level < len(cfg.ch_mult) - 1:
-                layers.append(Downsample(c))
-        layers += [_middle(c, cfg), _norm(c, g), nn.SiLU(), nn.Conv2d(c, cfg.z_channels, 3, padding=1)]
+                layers.append(Downsample(c, pad))
+        layers += [_middle(c, cfg), _norm(c, g), nn.SiLU(), _conv3(c, cfg.z_channels, pad)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,18 +172,18 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
-        g = cfg.norm_groups
+        g, pad = cfg.norm_groups, cfg.padding_mode
         c = cfg.ch * cfg.ch_mult[-1]
-        layers: list[nn.Module] = [nn.Conv2d(cfg.z_channels, c, 3, padding=1), _middle(c, cfg)]
+        layers: list[nn.Module] = [_conv3(cfg.z_channels, c, pad), _middle(c, cfg)]
         for level in reversed(range(len(cfg.ch_mult))):
             for _ in range(cfg.num_res_blocks + 1):
-                layers.append(ResnetBlock(c, cfg.ch * cfg.ch_mult[level], g, cfg.dropout))
+                layers.append(ResnetBlock(c, cfg.ch * cfg.ch_mult[level], g, cfg.dropout, pad))
                 c = cfg.ch * cfg.ch_mult[level]
             if level > 0:
-                layers.append(Upsample(c))
+                layers.append(Upsample(c, pad))
         layers += [_norm(c, g), nn.SiLU()]
         self.net = nn.Sequential(*layers)
-        self.conv_out = nn.Conv2d(c, cfg.out_channels, 3, padding=1)
+        self.conv_out = _conv3(c, cfg.out_channels, pad)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.conv_out(self.net(z))

@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from models.architectures import config_to_dict
+from models.architectures import config_to_dict, make_config
 from models.patchgan import PatchGANConfig
 from preprocessing.ome_io import MODALITIES
 
@@ -64,6 +64,9 @@ from .store import TrainingStore
 from .validation import evaluate, validation_items
 
 LAST, BEST = "last.pt", "best.pt"
+# Model config fields a warm start (init_from) may change: they keep every weight's shape and
+# meaning (the shipped zero-padded VQGANs are fine-tuned with replicate padding).
+WARM_START_MAY_CHANGE = frozenset({"padding_mode"})
 __all__ = ["BEST", "LAST", "LossConfig", "RunResult", "TrainConfig", "train"]
 
 
@@ -164,10 +167,16 @@ def _truncate_log(path: Path, step: int) -> None:
         csv.writer(handle).writerows(kept)
 
 
-def _check_same_model(path: Path, state: dict, arch: str, model_config: dict, why: str = "") -> None:
-    """ValueError naming the file (and `why` it was read) when it holds another model than this run's."""
-    # config_to_dict: the same config reads as lists from a shipped checkpoint, tuples from asdict.
-    if state["arch"] != arch or config_to_dict(state["model_config"]) != config_to_dict(model_config):
+def _check_same_model(path: Path, state: dict, arch: str, model_config: dict, why: str = "",
+                      may_differ: frozenset[str] = frozenset()) -> None:
+    """ValueError naming the file (and `why` it was read) when it holds another model than this
+    run's; config fields in `may_differ` are not compared."""
+    def comparable(config) -> dict:
+        # The same config reads as lists from a shipped checkpoint, tuples from asdict, and
+        # without the fields added since it was written (make_config fills their defaults).
+        full = config_to_dict(make_config(arch, config)) if state["arch"] == arch else config_to_dict(config)
+        return {k: v for k, v in full.items() if k not in may_differ}
+    if state["arch"] != arch or comparable(state["model_config"]) != comparable(model_config):
         raise ValueError(f"{path}: {why}checkpoint is {state['arch']} {state['model_config']}, "
                          f"this run is {arch} {model_config}")
 
@@ -270,7 +279,7 @@ def _setup(cfg: TrainConfig, family: Family, info: distributed.DistInfo) -> _Run
             # optimiser, lr schedule, sampler and step start afresh.
             init = load_init_checkpoint(Path(cfg.init_from))
             _check_same_model(Path(cfg.init_from), init, family.arch, asdict(model_config),
-                              why="cannot initialise from it: ")
+                              why="cannot initialise from it: ", may_differ=WARM_START_MAY_CHANGE)
             load_module_state(generator, init["generator"])
         torch.manual_seed(cfg.seed * 1009 + info.rank)   # per-rank randomness from here on
     if info.main:
