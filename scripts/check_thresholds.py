@@ -12,7 +12,9 @@ thresholds.json (every key optional except where noted; keys starting with "_" a
      "min_at_deviation": {"0": {"nucleus": {"PCC": 0.8}}},   # z_deviation[organelle][dz][metric] >= value
      "enforce_defects": false}                 # true: every organelle x route row of the defect
                                                 # scan given by --defects (python -m metrics defects
-                                                # --json) must have no finding; false: printed only
+                                                # --json) must have no finding; a list such as
+                                                # ["nonfinite", "saturation"]: no finding of those
+                                                # detectors (the rest printed); false: printed only
 Organelles are nucleus|mitochondria|tubulin|actin; metrics are PCC, SSIM (all organelles) and MAE,
 E_dist, C_dist (nucleus, mitochondria). A threshold whose metric is missing or NaN in metrics.json
 fails: a bar that is set must be measured. Unknown keys are an error, so a typo never silently
@@ -32,6 +34,7 @@ if __package__ in (None, ""):  # run as a file: make the repository's packages i
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from metrics.challenge import LOWER_IS_BETTER, METRICS_BY_ORGANELLE  # noqa: E402
+from metrics.defects.report import DETECTORS  # noqa: E402
 
 TOP_LEVEL_KEYS = {"require_beat_baselines", "min", "max", "min_at_deviation", "enforce_defects"}
 
@@ -47,7 +50,13 @@ class Thresholds:
     max: dict[str, dict[str, float]] = field(default_factory=dict)
     # focus deviation |image_z - best_z| -> organelle -> metric -> lower bound
     min_at_deviation: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
-    enforce_defects: bool = False
+    # False: printed only; True: every detector; a tuple of detector names: those.
+    enforce_defects: bool | tuple[str, ...] = False
+
+    def enforced_detectors(self) -> tuple[str, ...]:
+        if self.enforce_defects is True:
+            return DETECTORS
+        return tuple(self.enforce_defects) if self.enforce_defects else ()
 
 
 @dataclass
@@ -89,9 +98,17 @@ def load_thresholds(path: str | os.PathLike) -> Thresholds:
     if unknown:
         raise ThresholdError(f"{path}: unknown key(s) {sorted(unknown)}; expected {sorted(TOP_LEVEL_KEYS)}")
     beat, enforce = raw.get("require_beat_baselines", False), raw.get("enforce_defects", False)
-    for key, flag in (("require_beat_baselines", beat), ("enforce_defects", enforce)):
-        if not isinstance(flag, bool):
-            raise ThresholdError(f"{path}: {key} must be true or false, not {flag!r}")
+    if not isinstance(beat, bool):
+        raise ThresholdError(f"{path}: require_beat_baselines must be true or false, not {beat!r}")
+    if isinstance(enforce, list):
+        unknown = [d for d in enforce if d not in DETECTORS]
+        if unknown or not enforce:
+            raise ThresholdError(f"{path}: enforce_defects: unknown detector(s) {unknown}; "
+                                 f"expected some of {list(DETECTORS)}")
+        enforce = tuple(enforce)
+    elif not isinstance(enforce, bool):
+        raise ThresholdError(f"{path}: enforce_defects must be true, false or a list of detectors "
+                             f"{list(DETECTORS)}, not {enforce!r}")
     at_deviation = raw.get("min_at_deviation", {})
     if not isinstance(at_deviation, dict):
         raise ThresholdError(f"{path}: 'min_at_deviation' must be an object {{deviation: {{organelle: ...}}}}")
@@ -116,11 +133,19 @@ def load_defect_rows(path: str | os.PathLike) -> list[dict]:
         raise ThresholdError(f"{path}: cannot read a defect scan ({exc})") from exc
 
 
-def defect_checks(rows: list[dict]) -> list[Check]:
-    """One check per organelle x route: no prediction with a finding and none unreadable."""
-    return [Check(f"{r['organelle']} {r['route']}: no defect findings ({r['any']} of {r['images']} "
-                  f"predictions flagged, {r['errors']} unreadable)", float(r["any"] + r["errors"]),
-                  r["any"] == 0 and r["errors"] == 0) for r in rows]
+def defect_checks(rows: list[dict], detectors: tuple[str, ...] = DETECTORS) -> list[Check]:
+    """One check per organelle x route: no prediction with a finding of `detectors` and none
+    unreadable."""
+    checks = []
+    for r in rows:
+        if tuple(detectors) == DETECTORS:
+            flagged, what = r["any"], "defect findings"
+        else:   # the per-detector columns count images; an image may be flagged by several
+            flagged, what = sum(int(r.get(d, 0)) for d in detectors), f"{'/'.join(detectors)} findings"
+        checks.append(Check(f"{r['organelle']} {r['route']}: no {what} ({flagged} of {r['images']} "
+                            f"predictions flagged, {r['errors']} unreadable)", float(flagged + r["errors"]),
+                            flagged == 0 and r["errors"] == 0))
+    return checks
 
 
 def _load_table(path: str | os.PathLike, key: str) -> dict:
@@ -210,18 +235,20 @@ def main(argv: list[str] | None = None) -> int:
             if not sep:
                 raise ThresholdError(f"--baseline {item!r}: expected NAME=METRICS_JSON")
             baselines[name] = load_aggregate(path)
-        defects = defect_checks(load_defect_rows(args.defects)) if args.defects else []
+        rows = load_defect_rows(args.defects) if args.defects else []
     except ThresholdError as exc:
         print(f"check_thresholds: {exc}", file=sys.stderr)
         return 2
     checks = evaluate(aggregate, thresholds, baselines, deviations)
-    if thresholds.enforce_defects:
+    enforced = thresholds.enforced_detectors()
+    if enforced:
         if args.defects is None:
             checks.append(Check("enforce_defects: no defect scan given (--defects)", math.nan, False))
-        checks += defects
-    else:
-        for check in defects:
-            print(f"  INFO  {check.description} (not enforced: enforce_defects is false)")
+        checks += defect_checks(rows, enforced)
+    if enforced != DETECTORS:
+        for check in defect_checks(rows):
+            print(f"  INFO  {check.description} (not enforced: "
+                  f"{'enforce_defects is false' if not enforced else 'enforced: ' + ', '.join(enforced)})")
     failed = [c for c in checks if not c.passed]
     for check in checks:
         print(f"  {'PASS' if check.passed else 'FAIL'}  {check.description}: {check.value:.4f}")

@@ -241,8 +241,28 @@ def test_defect_findings_fail_only_when_enforced(tmp_path: Path) -> None:
     missing = subprocess.run(cmd + [str(_thresholds(tmp_path, {"enforce_defects": True}))],
                              capture_output=True, text=True, cwd=REPO)
     assert missing.returncode == 1 and "no defect scan given" in missing.stdout
-    with pytest.raises(ThresholdError, match="true or false"):
+    with pytest.raises(ThresholdError, match="true, false or a list"):
         load_thresholds(_thresholds(tmp_path, {"enforce_defects": 1}))
+
+
+def test_enforce_defects_can_name_the_detectors(tmp_path: Path) -> None:
+    """["saturation"] fails on saturated corners; ["periodic"] reports them without failing."""
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"results": [], "agregate": {"actin": {"PCC": 0.3}}}')
+    flagged = str(_defect_scan(tmp_path, True))
+    cmd = [sys.executable, "-m", "scripts.check_thresholds", "--metrics", str(metrics), "--defects", flagged,
+           "--thresholds"]
+    fails = subprocess.run(cmd + [str(_thresholds(tmp_path, {"enforce_defects": ["nonfinite", "saturation"]}))],
+                           capture_output=True, text=True, cwd=REPO)
+    assert fails.returncode == 1, fails.stdout + fails.stderr
+    assert "FAIL  actin vq_actin: no nonfinite/saturation findings (1 of 1" in fails.stdout
+    passes = subprocess.run(cmd + [str(_thresholds(tmp_path, {"enforce_defects": ["periodic"]}))],
+                            capture_output=True, text=True, cwd=REPO)
+    assert passes.returncode == 0, passes.stdout + passes.stderr
+    assert "INFO  actin vq_actin: no defect findings (1 of 1" in passes.stdout and "enforced: periodic" in passes.stdout
+    for bad in (["saturated"], []):
+        with pytest.raises(ThresholdError, match="unknown detector"):
+            load_thresholds(_thresholds(tmp_path, {"enforce_defects": bad}))
 
 
 def _smoke_paths(tmp_path: Path, studies: Path, thresholds: dict) -> Paths:
