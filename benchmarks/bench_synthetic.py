@@ -1,10 +1,12 @@
 """Seconds to simulate one 1024×1024 field of view with its z-stack and organelles.
 
-    python -m benchmarks.bench_synthetic [--repeats 3] [--size 1024] [--slices 11]
+    python -m benchmarks.bench_synthetic [--repeats 3] [--size 1024] [--slices 11] [--compare-size 2048]
 
 Prints the time of each stage (phantom, TL z-stack, fluorescence) and of the whole FOV, per
-modality, as the median over repeats: wall-clock seconds and CPU seconds of this process (all
-threads). On a shared machine the CPU figure is the fairer one: wall time includes waiting for
+modality (profile v1), then the whole FOV of `--compare-size`² pixels with `--slices` slices and
+3 organelles per profile side by side (v1, lmc; synthetic/profiles.py), each at its own study 1's
+pixel size and cell line; all as the median over repeats: wall-clock seconds and CPU seconds of
+this process (all threads). On a shared machine the CPU figure is the fairer one: wall time includes waiting for
 cores that other processes hold. Writing files is not included (tifffile's cost, not ours).
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from preprocessing.ome_io import MODALITIES
 from synthetic.camera import expose_stack, illumination_field
-from synthetic.config import SimulationConfig
+from synthetic.config import PROFILES, SimulationConfig
 from synthetic.fluorescence import fluorescence_images
 from synthetic.fov import simulate_fov
 from synthetic.optics import tl_intensity
@@ -48,8 +50,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--slices", type=int, default=11, help="z-slices of the stack (default 11, the most)")
+    parser.add_argument("--compare-size", type=int, default=2048, help="side of the per-profile comparison")
+    parser.add_argument("--profiles", nargs="+", default=["v1", "lmc"], choices=PROFILES)
     args = parser.parse_args()
-    config = SimulationConfig(seed=123, shapes=((args.size, args.size),))
+    config = SimulationConfig(seed=123, shapes=((args.size, args.size),), profile="v1")
     base = sample_study(config, 1)
     base = dataclasses.replace(base, organelles=("nucleus", "mitochondria", "tubulin"))
     defocus = (np.arange(args.slices) - args.slices // 2) * base.z_step_um
@@ -80,6 +84,24 @@ def main() -> None:
         print(f"  {modality:3s} TL stack + camera         {t_tl}")
         print(f"  {modality:3s} whole FOV, {args.slices} slices     {t_all}")
         print(f"  {modality:3s} whole FOV, drawn {n_typical:2d} slices {t_typical}")
+    compare_profiles(args.compare_size, args.slices, args.repeats, tuple(args.profiles))
+
+
+def compare_profiles(size: int, slices: int, repeats: int, profiles: tuple[str, ...]) -> None:
+    """Whole-FOV seconds per modality and profile, the same modality imposed on each profile's study 1."""
+    studies = {}
+    for profile in profiles:
+        study = sample_study(SimulationConfig(seed=123, shapes=((size, size),), profile=profile), 1)
+        studies[profile] = dataclasses.replace(study, organelles=("nucleus", "mitochondria", "tubulin"))
+    print(f"{size}x{size} FOV, {slices} z-slices, 3 organelles, median of {repeats}, per profile ("
+          + ", ".join(f"{p} {s.pixel_size_um * 1000:.0f} nm" for p, s in studies.items()) + ")")
+    for modality in MODALITIES:
+        cells = []
+        for profile, base in studies.items():
+            study = dataclasses.replace(base, optics=dataclasses.replace(base.optics, modality=modality))
+            defocus = (np.arange(slices) - slices // 2) * study.z_step_um
+            cells.append(f"{profile} {_median_seconds(lambda: simulate_fov(study, 0, 7, defocus_um=defocus), repeats)}")
+        print(f"  {modality:3s} " + " | ".join(cells))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""python -m synthetic --out DIR --studies N --seed S [--fovs-per-study K] [--max-size PX] [--quiet]"""
+"""python -m synthetic --out DIR --studies N --seed S [--profile lmc|v1|new-site] [--fovs-per-study K]
+[--max-size PX] [--max-slices N] [--quiet]"""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 from pathlib import Path
+
+from .config import DEFAULT_PROFILE, PROFILES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,9 +22,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="fields of view per study (default: 2..6, drawn per study)")
     parser.add_argument("--max-size", type=int, default=None,
                         help="crop image height and width to at most PX (e.g. 512 for fast CPU training)")
-    parser.add_argument("--max-slices", type=int, default=11, help="z-slices per FOV at most (default 11)")
+    parser.add_argument("--max-slices", type=int, default=None,
+                        help="z-slices per FOV at most (default: the profile's, v1 11, lmc and new-site 33)")
     parser.add_argument("--modalities", nargs="+", default=None, choices=("BF", "PC", "DIC"),
                         help="restrict the studies' modalities (default: all three)")
+    parser.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                        help=f"what to simulate (default {DEFAULT_PROFILE}: calibrated to the real studies; "
+                             "v1: the simulator of the shipped weights and benchmark sets; new-site: "
+                             "acquisitions outside the real set), synthetic/profiles.py")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
@@ -38,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = SimulationConfig(studies=args.studies, seed=args.seed, first_study=args.first_study,
                                   fovs_per_study=args.fovs_per_study, max_size=args.max_size,
-                                  max_slices=args.max_slices, quiet=args.quiet, **kwargs)
+                                  max_slices=args.max_slices, quiet=args.quiet,
+                                  profile=args.profile, **kwargs)
     except ValueError as exc:
         parser.error(str(exc))
     start = time.perf_counter()

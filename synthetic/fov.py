@@ -9,7 +9,7 @@ import numpy as np
 from .camera import expose_stack, illumination_field
 from .fluorescence import fluorescence_images
 from .optics import tl_intensity
-from .phantom import Phantom, make_phantom
+from .phantom import CANVAS_MARGIN_PX, Phantom, make_phantom
 from .study import StudyParams
 
 
@@ -44,7 +44,27 @@ def draw_focus(max_slices: int, z_step_um: float, rng: np.random.Generator) -> t
     return best, defocus.astype(np.float32)
 
 
-def simulate_fov(study: StudyParams, index: int, seed: int, *, max_slices: int = 11,
+V1_MAX_SLICES = 11
+
+
+def draw_study_focus(study: StudyParams, max_slices: int | None, rng: np.random.Generator
+                     ) -> tuple[int, np.ndarray]:
+    """A field's drawn z-stack in its study's profile: v1's binomial count up to `max_slices`
+    (None: 11), or the real fields' slice counts up to `max_slices` (None: the real maximum, 33)."""
+    if study.profile == "v1":
+        return draw_focus(V1_MAX_SLICES if max_slices is None else max_slices, study.z_step_um, rng)
+    from .profiles import draw_centred_focus
+    return draw_centred_focus(max_slices, study.z_step_um, rng)
+
+
+def _margin_px(study: StudyParams, defocus: np.ndarray) -> int:
+    """Canvas margin that holds the condenser blur (σ = |z|·NA_c/2n) of the deepest slice, so the
+    periodic FFTs do not wrap one edge of the field into the other (at least v1's margin)."""
+    sigma_um = float(np.max(np.abs(defocus), initial=0.0)) * study.optics.na_condenser / (2 * study.optics.n_medium)
+    return int(min(max(CANVAS_MARGIN_PX, np.ceil(sigma_um / study.pixel_size_um)), 4 * CANVAS_MARGIN_PX))
+
+
+def simulate_fov(study: StudyParams, index: int, seed: int, *, max_slices: int | None = None,
                  organelles: Sequence[str] | None = None, defocus_um: Sequence[float] | None = None,
                  best_z: int | None = None, z_indices: Sequence[int] | None = None,
                  keep_phantom: bool = False) -> SimulatedFOV:
@@ -53,13 +73,22 @@ def simulate_fov(study: StudyParams, index: int, seed: int, *, max_slices: int =
     `organelles` defaults to the study's labelled ones; `defocus_um`/`best_z` override the drawn
     z-stack (the montage, the held-out set and the tests use that to image chosen focus planes);
     `z_indices` then names the slice index of each defocus value (default 0, 1, 2, ...).
+    `max_slices` caps the drawn stack (None: the profile's own cap, draw_study_focus).
     """
     rng = np.random.default_rng([seed, study.number, index])
-    phantom = make_phantom(study.shape, study.pixel_size_um, study.cell_line, rng)
-    best, defocus = draw_focus(max_slices, study.z_step_um, rng)
+    if study.profile == "v1":   # v1's order of draws, kept bit for bit
+        phantom = make_phantom(study.shape, study.pixel_size_um, study.cell_line, rng)
+        best, defocus = draw_study_focus(study, max_slices, rng)
+    else:                       # the stack first: its depth sets the canvas margin
+        best, defocus = draw_study_focus(study, max_slices, rng)
     if defocus_um is not None:
         defocus = np.asarray(defocus_um, np.float32)
         best = int(np.argmin(np.abs(defocus))) if best_z is None else best_z
+    if study.profile != "v1":
+        from .profiles import BIOLOGY_STREAM
+        biology = np.random.default_rng([seed, study.number, index, BIOLOGY_STREAM])
+        phantom = make_phantom(study.shape, study.pixel_size_um, study.cell_line, rng, biology_rng=biology,
+                               margin_px=_margin_px(study, defocus))
     if z_indices is not None and len(z_indices) != len(defocus):
         raise ValueError(f"{len(z_indices)} z indices for {len(defocus)} defocus values")
     optics = study.optics

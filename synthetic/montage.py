@@ -1,4 +1,4 @@
-"""python -m synthetic.montage --out montage.png [--seed S] [--size PX] [--deviation D]
+"""python -m synthetic.montage --out montage.png [--seed S] [--size PX] [--deviation D] [--profile P]
 
 One PNG for people to look at: the same simulated field of view in BF, PC and DIC, in focus and
 `--deviation` slices away, and its four organelles at best focus.
@@ -14,7 +14,7 @@ import numpy as np
 
 from preprocessing.ome_io import MODALITIES, ORGANELLES
 
-from .config import SimulationConfig
+from .config import DEFAULT_PROFILE, PROFILES, SimulationConfig
 from .fov import SimulatedFOV, simulate_fov
 from .study import sample_study
 
@@ -22,9 +22,9 @@ from .study import sample_study
 _CONDENSER_NA = {"BF": 0.35, "PC": 0.35, "DIC": 0.7}
 
 
-def montage_fovs(seed: int, size: int, deviation: int) -> dict[str, SimulatedFOV]:
+def montage_fovs(seed: int, size: int, deviation: int, profile: str = DEFAULT_PROFILE) -> dict[str, SimulatedFOV]:
     """The same phantom imaged by each modality at deviation 0 and `deviation` slices."""
-    study = sample_study(SimulationConfig(seed=seed, shapes=((size, size),)), 1)
+    study = sample_study(SimulationConfig(seed=seed, shapes=((size, size),), profile=profile), 1)
     study = dataclasses.replace(study, organelles=ORGANELLES)
     out = {}
     for modality in MODALITIES:
@@ -42,12 +42,12 @@ def _stretch(image: np.ndarray) -> np.ndarray:
     return np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1)
 
 
-def render(path: Path, seed: int = 0, size: int = 512, deviation: int = 4) -> Path:
+def render(path: Path, seed: int = 0, size: int = 512, deviation: int = 4, profile: str = DEFAULT_PROFILE) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fovs = montage_fovs(seed, size, deviation)
+    fovs = montage_fovs(seed, size, deviation, profile)
     study = fovs["BF"].study
     panels = []
     for modality in MODALITIES:
@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
     parser.add_argument("--deviation", type=int, default=4, help="second focus deviation in slices (default 4)")
+    parser.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE, help="simulator profile")
     args = parser.parse_args(argv)
-    print(render(args.out, args.seed, args.size, args.deviation))
+    print(render(args.out, args.seed, args.size, args.deviation, args.profile))
     return 0
 
 

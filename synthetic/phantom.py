@@ -48,6 +48,19 @@ class CellLine:
     droplets_per_cell: float = 3.0     # lipid droplets per cell
     nucleoli_max: int = 4
     nucleus_dn: float = 0.002          # nuclear index minus cytoplasmic index (tiny, may be < 0)
+    # The nucleus. The defaults are profile v1's nuclei, bit for bit; the calibrated profiles
+    # (synthetic/profiles.py) set them from the real references (synthetic/realism.py statistics).
+    nucleus_roughness: float = 0.04    # amplitude of the outline's harmonics k = 2..4
+    nucleus_flatness: int = 2          # thickness ∝ sqrt(1 - r^flatness): 2 an ellipsoid, 4 flat-topped
+    nucleolus_radius_um: tuple[float, float] = (0.45, 1.0)
+    nucleolus_dna: float = 0.75        # how much DNA stain a nucleolus excludes at its thickest
+    nucleolus_dark_um: float | None = None  # path (µm) for full darkness; None: v1, relative to the field's peak
+    chromatin_slope: float | None = None    # log-log power slope of the chromatin; None: v1's band-pass
+    chromatin_contrast: float = 0.35   # relative DNA density modulation by the chromatin texture
+    # These need a field's biology generator (make_phantom's biology_rng); without one they are off.
+    dna_spread: float = 0.0            # log-normal sigma of the cell-to-cell DNA content (cell cycle)
+    lobed_fraction: float = 0.0        # share of kidney-shaped or bilobed nuclei
+    mitotic_fraction: float = 0.0      # share of mitotic cells: a small, condensed, bright chromatin mass
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,7 @@ class _Cells:
     radius: np.ndarray                 # mean cell radius (px) of the owning cell
     nucleoli_um: np.ndarray            # path length through nucleoli
     envelope: np.ndarray               # 0..1 profile of the nuclear rim
+    dna_gain: np.ndarray | None = None  # per label (0: background) DNA stain factor; None: all 1
 
 
 def _place_centres(shape, radius_px, count, rng, anchor: tuple[slice, slice]) -> np.ndarray:
@@ -168,7 +182,8 @@ def _hypot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.sqrt(u64, out=u64).astype(np.float32)
 
 
-def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]) -> _Cells:
+def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice],
+                     biology: np.random.Generator | None = None) -> _Cells:
     h, w = shape
     r_mean = line.cell_radius_um / px
     expected = line.confluence * h * w / (np.pi * r_mean ** 2)
@@ -182,6 +197,16 @@ def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]
     n_elong = 1 + 0.4 * (elong - 1)
     na = nfrac * radius * np.sqrt(n_elong)
     nb = nfrac * radius / np.sqrt(n_elong)
+    dna_gain, mitotic, lobes = None, np.zeros(n, bool), np.zeros((n, 3))
+    if biology is not None:  # calibrated nuclei: drawn from their own stream, `rng` is untouched
+        mitotic = biology.random(n) < line.mitotic_fraction
+        # Condensed chromosomes: about a third of the area, the DNA packed ~2.5x denser.
+        na, nb = np.where(mitotic, 0.55 * na, na), np.where(mitotic, 0.55 * nb, nb)
+        gain = np.exp(line.dna_spread * biology.standard_normal(n)) * np.where(mitotic, 2.5, 1.0)
+        dna_gain = np.concatenate([[1.0], gain]).astype(np.float32)
+        # Kidney-shaped (k = 2) or bilobed (k = 3) nuclei: one strong low harmonic of the outline.
+        lobed = (biology.random(n) < line.lobed_fraction) & ~mitotic
+        lobes[np.flatnonzero(lobed), biology.integers(0, 2, n)[lobed]] = biology.uniform(0.12, 0.22, n)[lobed]
     shift = rng.uniform(-1, 1, n) * line.nucleus_offset * np.maximum(a - na, 0)
     ny = centres[:, 0] + shift * np.sin(angle)
     nx = centres[:, 1] + shift * np.cos(angle)
@@ -202,7 +227,9 @@ def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]
     for i in range(n):
         amps = rough * rng.standard_normal(7) / np.arange(1, 8) ** 0.8  # k = 2..8: lobes, protrusions
         phases = rng.uniform(0, 2 * np.pi, 7)
-        namps = 0.04 * rng.standard_normal(3) / np.arange(1, 4)
+        namps = line.nucleus_roughness * rng.standard_normal(3) / np.arange(1, 4)
+        if biology is not None:
+            namps = namps + lobes[i]
         nphases = rng.uniform(0, 2 * np.pi, 3)
         reach = 1 + np.abs(amps).sum()  # r(θ) never exceeds 1 + Σ|a_k|
         extent = a[i] * reach + 2
@@ -241,7 +268,7 @@ def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]
             rho, phi = 0.55 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
             oy = ny[i] + rho * (na[i] * np.cos(phi) * sa_ + nb[i] * np.sin(phi) * ca_) - y0
             ox = nx[i] + rho * (na[i] * np.cos(phi) * ca_ - nb[i] * np.sin(phi) * sa_) - x0
-            r_nl = rng.uniform(0.45, 1.0) / px
+            r_nl = rng.uniform(*line.nucleolus_radius_um) / px
             ya, yb = int(max(0, oy - r_nl - 1)), int(min(y1 - y0, oy + r_nl + 2))
             xa, xb = int(max(0, ox - r_nl - 1)), int(min(x1 - x0, ox + r_nl + 2))
             if yb <= ya or xb <= xa:
@@ -249,6 +276,8 @@ def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]
             d2 = (np.arange(ya, yb, dtype=np.float32)[:, None] - oy) ** 2 + \
                  (np.arange(xa, xb, dtype=np.float32)[None, :] - ox) ** 2
             paths[ya:yb, xa:xb] += 2 * np.sqrt(np.maximum(np.float32(r_nl ** 2) - d2, 0)) * np.float32(px)
+        if mitotic[i]:
+            paths[:] = 0  # nucleoli dissolve in mitosis
         # Pixels this cell takes over lose what an earlier neighbour drew there.
         nucleoli[flat] = np.where(ns < 1, paths[local_y, local_x], np.float32(0))
         envelope[flat] = 0
@@ -258,7 +287,7 @@ def _rasterise_cells(shape, px, line: CellLine, rng, anchor: tuple[slice, slice]
     labels, score, nscore, rad, nucleoli, envelope = (
         m.reshape(shape) for m in (labels, score, nscore, rad, nucleoli, envelope))
     return _Cells(centres[:, 0], centres[:, 1], angle, a, b, ny, nx, na, nb, centrosome,
-                  labels, score, nscore, rad, nucleoli, envelope)
+                  labels, score, nscore, rad, nucleoli, envelope, dna_gain)
 
 
 # Physical widths (Gaussian σ, µm) of the fluorescent structures. Their maps are kept as sharp
@@ -374,12 +403,19 @@ def _centrosome_clouds(cells: _Cells, px, rng, sigma_um: float = 0.4, points: in
     return splat(cells.labels.shape, ys, xs, np.float32(2 * np.pi * (sigma_um / px) ** 2 / points))
 
 
-def _chromatin_texture(shape, px, rng, workers: int = WORKERS) -> np.ndarray:
-    """Band-passed noise (~0.5-2 µm blobs) of unit standard deviation."""
+def _chromatin_texture(shape, px, rng, workers: int = WORKERS, slope: float | None = None) -> np.ndarray:
+    """Noise of unit standard deviation: band-passed (~0.5-2 µm blobs, v1) or, with `slope`, a power
+    law |F|² ∝ f^slope from ~3 µm down to the optics' resolution, as chromatin's fractal-like
+    organisation gives (a shallower spectrum: detail at every scale, not one blob size)."""
     noise = rng.standard_normal(shape, dtype=np.float32)
     fy, fx = frequency_grid(shape, px, real=True)
     f2 = fy * fy + fx * fx
-    spec = sfft.rfft2(noise, workers=workers) * (gaussian_otf(f2, 0.25) - gaussian_otf(f2, 1.0))
+    if slope is None:
+        band = gaussian_otf(f2, 0.25) - gaussian_otf(f2, 1.0)
+    else:
+        band = np.maximum(f2, np.float32(1e-4)) ** np.float32(slope / 4) * (1 - gaussian_otf(f2, 0.5))
+        band *= gaussian_otf(f2, 0.04)
+    spec = sfft.rfft2(noise, workers=workers) * band
     tex = sfft.irfft2(spec, s=shape, workers=workers).astype(np.float32)
     return tex / max(float(tex.std()), 1e-6)
 
@@ -440,7 +476,8 @@ def _cell_body(cells: _Cells, line: CellLine) -> _Body:
         body.height[rows] = height = (np.float32(line.lamella_um)
                                       + np.float32(line.height_um - line.lamella_um) * dome) * taper * in_cell
         body.nuc_thick[rows] = np.where(
-            in_nucleus, np.float32(0.85 * line.height_um) * np.sqrt(np.maximum(1 - nscore ** 2, 0)), np.float32(0))
+            in_nucleus, np.float32(0.85 * line.height_um) * np.sqrt(np.maximum(1 - nscore ** line.nucleus_flatness, 0)),
+            np.float32(0))
         body.cytoplasm[rows] = np.where(in_cell & ~in_nucleus, height, np.float32(0))
 
     for_each_band(band, shape[0])
@@ -484,8 +521,12 @@ def _sharp_maps(cells: _Cells, body: _Body, inside: _Structures, line: CellLine,
         # Nucleoli and the dense cell body also scatter a little, so cells stay faintly visible in focus.
         fine_abs[rows] = 0.015 * inside.vesicles[rows] + 0.005 * height + 0.01 * nucleoli
         # Fluorescent densities. DNA dyes fill the nucleus, brighter in heterochromatin, dim in nucleoli.
-        dna[rows] = (nuc_thick / np.float32(line.height_um) * np.maximum(1 + 0.35 * texture, 0.2)
-                     * (1 - 0.75 * (nucleoli / nucleoli_peak)))
+        nucleolar = (nucleoli / nucleoli_peak if line.nucleolus_dark_um is None
+                     else np.minimum(nucleoli / np.float32(line.nucleolus_dark_um), np.float32(1)))
+        dna[rows] = (nuc_thick / np.float32(line.height_um) * np.maximum(1 + line.chromatin_contrast * texture, 0.2)
+                     * (1 - line.nucleolus_dna * nucleolar))
+        if cells.dna_gain is not None:
+            dna[rows] *= cells.dna_gain[cells.labels[rows]]
         cyto_norm = height / np.float32(max(line.height_um, 1e-6))
         cortex = np.exp(-np.square((1 - body.score[rows]) * cells.radius[rows] * np.float32(px / 0.35)))
         cortex *= body.in_cell[rows]
@@ -498,13 +539,17 @@ def _sharp_maps(cells: _Cells, body: _Body, inside: _Structures, line: CellLine,
 
 
 def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
-                 rng: np.random.Generator, index: IndexContrast = IndexContrast()) -> Phantom:
-    """Simulate one field of view of `shape` (H, W) pixels at `pixel_size_um`."""
+                 rng: np.random.Generator, index: IndexContrast = IndexContrast(), *,
+                 biology_rng: np.random.Generator | None = None, margin_px: int = CANVAS_MARGIN_PX) -> Phantom:
+    """Simulate one field of view of `shape` (H, W) pixels at `pixel_size_um`.
+
+    `biology_rng` (the calibrated profiles) draws the cell-to-cell DNA content, lobed and mitotic
+    nuclei; `margin_px` pads the canvas for deeper stacks than v1's."""
     px = float(pixel_size_um)
-    canvas = fast_shape(shape, CANVAS_MARGIN_PX)
+    canvas = fast_shape(shape, margin_px)
     top, left = (canvas[0] - shape[0]) // 2, (canvas[1] - shape[1]) // 2
     crop = (slice(top, top + shape[0]), slice(left, left + shape[1]))
-    cells = _rasterise_cells(canvas, px, line, rng, crop)
+    cells = _rasterise_cells(canvas, px, line, rng, crop, biology_rng)
     body = _cell_body(cells, line)
     cytoplasm = body.cytoplasm
     sampler = PixelSampler(cytoplasm)
@@ -520,7 +565,7 @@ def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
 
     # The structures inside the cells are independent of each other: each draws from its own
     # child of rng (Generator.spawn), so they run on a thread per core with the same result on any.
-    parts = (lambda r: _chromatin_texture(canvas, px, r, workers=1),
+    parts = (lambda r: _chromatin_texture(canvas, px, r, workers=1, slope=line.chromatin_slope),
              lambda r: _mitochondria(cells, sampler, cyto_area_um2, line, px, r),
              lambda r: _microtubules(cells, sampler, line, px, r),
              lambda r: _stress_fibres(cells, line, px, r),

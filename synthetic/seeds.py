@@ -13,7 +13,13 @@ means keeping their seeds apart. The seeds in use:
 | 910001 | 1001-1064 | benchmark development set (decisions) | python -m benchmarks.heldout |
 | 920001 | 2001-2064 | benchmark test set (reported once per shipped version) | python -m benchmarks.heldout |
 
-The last three are reserved: `python -m synthetic` and `generate_studies` refuse them, so no
+Within a seed, the profile (synthetic/config.py PROFILES) picks the stream: v1 studies draw from
+`[seed, study]`, lmc from `[seed, study, 1]`, new-site from `[seed, study, 2]`; a field draws from
+`[seed, study, fov]` and, in lmc and new-site, its nuclei's biology from `[seed, study, fov, 1]`
+(synthetic/profiles.py). Every row above was made with profile v1 (the recipe, the held-out and
+benchmark builders pin it); the realism report draws seed 41 in v1 and lmc alike.
+
+The last three are reserved (in every profile): `python -m synthetic` and `generate_studies` refuse them, so no
 training or calibration set can reproduce an evaluation set by accident, and the folders they make
 carry an EVALUATION_SET.json marker that the trainers refuse (preprocessing/evaluation_sets.py).
 """

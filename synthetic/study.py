@@ -38,6 +38,7 @@ class StudyParams:
     tl_camera: Camera
     illumination: float                  # strength of uneven illumination
     channels: dict[str, FluorescenceChannel] = field(default_factory=dict)  # all four organelles
+    profile: str = "v1"                  # config.PROFILES: how its fields draw focus and nuclei
 
 
 def choose_organelles(modality: str, rng: np.random.Generator) -> tuple[str, ...]:
@@ -64,7 +65,7 @@ def _cell_line(rng: np.random.Generator) -> CellLine:
         nucleus_dn=u(-0.003, 0.004))
 
 
-def _shape(config: SimulationConfig, rng: np.random.Generator) -> tuple[int, int]:
+def study_shape(config: SimulationConfig, rng: np.random.Generator) -> tuple[int, int]:
     h, w = config.shapes[int(rng.integers(len(config.shapes)))]
     if config.max_size is not None:  # crop, not resize: pixel size and cell size stay realistic
         h, w = min(h, config.max_size), min(w, config.max_size)
@@ -72,7 +73,13 @@ def _shape(config: SimulationConfig, rng: np.random.Generator) -> tuple[int, int
 
 
 def sample_study(config: SimulationConfig, number: int) -> StudyParams:
-    """The parameters of Study_<number>, a pure function of (config.seed, number)."""
+    """The parameters of Study_<number>, a pure function of (config.seed, config.profile, number).
+
+    Profile "v1" is the code below, unchanged (its output is pinned by a digest in
+    test/test_synthetic_profiles.py); the others are synthetic/profiles.py's."""
+    if config.profile != "v1":
+        from .profiles import sample_profiled_study
+        return sample_profiled_study(config, number)
     rng = np.random.default_rng([config.seed, number])
     u = rng.uniform
     modality = str(rng.choice(config.modalities))
@@ -99,6 +106,6 @@ def sample_study(config: SimulationConfig, number: int) -> StudyParams:
     # DIC sections optically (large condenser NA): its stacks are taken with finer steps.
     z_step = u(0.2, 0.6) if modality == "DIC" else u(0.3, 1.0)
     return StudyParams(number=number, modality=modality, organelles=organelles, pixel_size_um=pixel,
-                       shape=_shape(config, rng), n_fovs=n_fovs, z_step_um=z_step,
+                       shape=study_shape(config, rng), n_fovs=n_fovs, z_step_um=z_step,
                        cell_line=_cell_line(rng), optics=optics, tl_camera=tl_camera,
                        illumination=u(0.03, 0.25), channels=channels)

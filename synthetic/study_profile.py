@@ -80,13 +80,14 @@ def real_profile(file_lists: Path) -> StudyMix:
     return StudyMix(len(tsvs), dict(modality_studies), sizes, slices, label_sets, dict(organelle_studies))
 
 
-def simulated_profile(studies: int, seed: int, max_slices: int = 11) -> StudyMix:
-    """The same marginals from the simulator's sampler: `studies` studies of `seed`, slices as
-    synthetic/fov.draw_focus draws them (one field per study)."""
+def simulated_profile(studies: int, seed: int, max_slices: int | None = None, profile: str = "v1") -> StudyMix:
+    """The same marginals from the simulator's sampler: `studies` studies of `seed` in `profile`,
+    slices as synthetic/fov.draw_study_focus draws them (one field per study; max_slices None: the
+    profile's cap)."""
     from .config import SimulationConfig
-    from .fov import draw_focus
+    from .fov import draw_study_focus
     from .study import sample_study
-    config = SimulationConfig(studies=studies, seed=seed, max_slices=max_slices)
+    config = SimulationConfig(studies=studies, seed=seed, max_slices=max_slices, profile=profile)
     rng = np.random.default_rng(seed)
     modality_studies: Counter = Counter()
     organelle_studies: Counter = Counter()
@@ -99,5 +100,5 @@ def simulated_profile(studies: int, seed: int, max_slices: int = 11) -> StudyMix
         for organelle in organelles:
             organelle_studies[organelle] += 1
         label_sets[organelles] += 1
-        slices.append(len(draw_focus(max_slices, study.z_step_um, rng)[1]))
+        slices.append(len(draw_study_focus(study, max_slices, rng)[1]))
     return StudyMix(studies, dict(modality_studies), sizes, slices, label_sets, dict(organelle_studies))

@@ -21,7 +21,8 @@ SMALL = ((96, 96), (80, 112))  # tiny square and non-square images keep the suit
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("syn")
-    config = SimulationConfig(studies=3, seed=11, fovs_per_study=2, max_slices=4, shapes=SMALL, quiet=True)
+    config = SimulationConfig(studies=3, seed=11, fovs_per_study=2, max_slices=4, shapes=SMALL, quiet=True,
+                              profile="v1")  # v1's ranges are asserted below (lmc: test_synthetic_profiles.py)
     return out, config, generate_studies(out, config)
 
 
@@ -93,7 +94,8 @@ def test_images_are_not_flat(written):
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, written):
     out, config, fovs = written
     again = generate_studies(tmp_path / "again", SimulationConfig(studies=1, seed=11, fovs_per_study=2,
-                                                                  max_slices=4, shapes=SMALL, quiet=True))
+                                                                  max_slices=4, shapes=SMALL, quiet=True,
+                                                                  profile="v1"))
     for a, b in zip(again, fovs):
         assert a.slices.keys() == b.slices.keys() and a.ground_truth.keys() == b.ground_truth.keys()
         for z in a.slices:
@@ -110,7 +112,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, written):
 
 def test_cli_max_size_crops_and_keeps_pixel_size(tmp_path):
     cli_main(["--out", str(tmp_path), "--studies", "2", "--seed", "3", "--fovs-per-study", "1",
-              "--max-size", "96", "--max-slices", "2", "--modalities", "PC", "--quiet"])
+              "--max-size", "96", "--max-slices", "2", "--modalities", "PC", "--quiet", "--profile", "v1"])
     fovs = index_studies(tmp_path)
     assert {f.modality for f in fovs} == {"PC"}
     for fov in fovs:
@@ -126,7 +128,7 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
 
 
 def test_partial_label_rules_over_many_studies():
-    config = SimulationConfig(seed=5)
+    config = SimulationConfig(seed=5, profile="v1")
     studies = [sample_study(config, n) for n in range(1, 401)]
     counts = collections.Counter(o for s in studies for o in s.organelles)
     for s in studies:

@@ -17,7 +17,7 @@ PX = 0.08
 
 
 def _study(seed: int, modality: str, size: int = 192):
-    study = sample_study(SimulationConfig(seed=seed, shapes=((size, size),)), 1)
+    study = sample_study(SimulationConfig(seed=seed, shapes=((size, size),), profile="v1"), 1)
     return dataclasses.replace(study, optics=dataclasses.replace(study.optics, modality=modality))
 
 

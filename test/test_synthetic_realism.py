@@ -78,7 +78,9 @@ def test_the_report_runs_on_simulated_fields_and_names_what_is_missing(tmp_path,
     assert "Not found under" in text and "stardist DSB" in text
     import json
     data = json.loads(out.read_text())
-    assert len(data["simulated_nuclei"]) == 2 and data["seed"] == realism_report.REALISM_SEED
+    assert data["profiles"] == ["v1", "lmc"] and data["seed"] == realism_report.REALISM_SEED
+    assert all(len(data["simulated_nuclei"][p]) == 2 for p in ("v1", "lmc"))
+    assert "| statistic | simulated v1 | simulated lmc |" in text
 
 
 def test_the_report_reads_the_real_references_when_present(capsys):

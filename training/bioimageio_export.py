@@ -62,7 +62,8 @@ HONEST_NOTE = ("Trained on SIMULATED cells only (this project's simulator, on CP
 def sample_input(spec, modality: str) -> np.ndarray:
     """A window x window float32 TL plane of `modality` on the checkpoint's pixel grid: simulated
     at a real-looking pixel size, resampled by our own code, centre crop."""
-    study = sample_study(SimulationConfig(seed=TEST_SEED, modalities=(modality,)), TEST_STUDY)
+    study = sample_study(SimulationConfig(seed=TEST_SEED, modalities=(modality,), profile="v1"),  # as exported
+                         TEST_STUDY)
     model_px = spec.pixel_size_um or study.pixel_size_um
     side = int(np.ceil(spec.window * model_px / study.pixel_size_um)) + 16
     study = dataclasses.replace(study, shape=(side, side))

@@ -41,8 +41,9 @@ def simulator_fingerprint() -> str:
 def study_params(plan: SetPlan, study: StudyPlan) -> StudyParams:
     """The simulator's own draw for this study number, with the plan's modality, labels, size and
     the real acquisition's pixel size and NA (the condenser NA never exceeds the objective's)."""
+    # Profile v1: the development and test sets' reported tables were measured on its images.
     drawn = sample_study(SimulationConfig(seed=plan.seed, modalities=(study.modality,),
-                                          shapes=(study.shape,)), study.number)
+                                          shapes=(study.shape,), profile="v1"), study.number)
     na = study.acquisition.na
     optics = dataclasses.replace(drawn.optics, na_objective=na,
                                  na_condenser=min(drawn.optics.na_condenser, 0.95 * na))
