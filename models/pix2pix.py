@@ -2,12 +2,20 @@
 
 After the adaptive-loss pix2pix of the Light My Cells challenge (seed 001): the ResNet generator of
 Johnson et al. / junyanz's pix2pix (reflection padding, 7×7 stem, two stride-2 downsamplings,
-N residual blocks, two transposed-conv upsamplings, tanh), split so that the stem, downsampling and
+N residual blocks, two ×2 upsamplings, tanh), split so that the stem, downsampling and
 residual blocks are computed once and each output channel (organelle) has its own decoder. One
 forward pass therefore yields every organelle the model knows; channel i is organelle i.
 
-Size: H and W must be multiples of 4 (`size_divisor`): two stride-2 convs, then transposed convs
-that exactly double, so other sizes would come back a pixel short. Reflection padding also needs
+Upsampling (`upsample`): "transpose", the paper's stride-2 3×3 transposed convs, which the first
+shipped checkpoints use: their kernel overlaps unevenly, so one output pixel in four gets four
+taps and the others two or one, a period-2 and (after both) period-4 pattern in model pixels, the
+checkerboard the defect scan finds in PC actin and DIC mitochondria. "resize" is nearest ×2 then a
+reflection-padded 3×3 conv (Odena et al. 2016, "Deconvolution and checkerboard artifacts"), where
+every output pixel sees the same taps. `resize_state_from_transpose` turns the one into the other
+for a warm start.
+
+Size: H and W must be multiples of 4 (`size_divisor`): two stride-2 convs, then upsamplings that
+exactly double, so other sizes would come back a pixel short. Reflection padding also needs
 H/4, W/4 >= 2, so the smallest accepted input is 8×8.
 """
 from __future__ import annotations
@@ -20,6 +28,8 @@ from torch import nn
 from models.norms import conv_bias, make_norm
 from models.presets import from_preset
 from models.shapes import check_input
+
+UPSAMPLING = ("transpose", "resize")
 
 _PRESETS: dict[str, dict] = {
     "tiny": dict(ngf=8, n_blocks=2),        # ~68k params: CPU tests
@@ -37,6 +47,11 @@ class Pix2PixConfig:
     decoder_blocks: int = 0       # extra residual blocks at the start of each decoder
     norm: str = "instance"        # "instance" | "batch" | "none"
     dropout: float = 0.0          # inside residual blocks (pix2pix's use_dropout gives 0.5)
+    upsample: str = "transpose"   # "transpose" | "resize" (see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, got {self.upsample!r}")
 
     @property
     def size_divisor(self) -> int:
@@ -87,9 +102,12 @@ def _decoder(cfg: Pix2PixConfig) -> nn.Sequential:
     layers: list[nn.Module] = [ResnetBlock(ch, cfg.norm, cfg.dropout)
                                for _ in range(cfg.decoder_blocks)]
     for _ in range(2):
-        layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1,
-                                      bias=bias),
-                   make_norm(cfg.norm, ch // 2), nn.ReLU(inplace=True)]
+        if cfg.upsample == "transpose":
+            up: nn.Module = nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)
+        else:
+            up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                               nn.Conv2d(ch, ch // 2, 3, bias=bias))
+        layers += [up, make_norm(cfg.norm, ch // 2), nn.ReLU(inplace=True)]
         ch //= 2
     layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, 1, 7), nn.Tanh()]
     return nn.Sequential(*layers)
@@ -115,3 +133,29 @@ class Pix2PixGenerator(nn.Module):
         """Weight of decoder `index`'s final conv (for the adaptive GAN weight of that organelle)."""
         return self.decoders[index][-2].weight
 
+
+
+def resize_state_from_transpose(state: dict[str, torch.Tensor], config: Pix2PixConfig) -> dict[str, torch.Tensor]:
+    """A "transpose" generator's state dict as a "resize" one of the same config: each transposed
+    conv becomes the 3×3 conv after the nearest ×2 that gives the same response to a smooth input.
+
+    A transposed conv is a correlation of the zero-interleaved input with its flipped, in/out-
+    swapped kernel; each tap lands on exactly one of the four output parities, so the parities'
+    mean response is the sum of the taps over 4. After a nearest ×2 every tap sees the input, hence
+    the factor 1/4. Exact only for smooth inputs; the point is a warm start, not an equivalence."""
+    layout = Pix2PixGenerator(Pix2PixConfig(**{**config.__dict__, "upsample": "resize"}))
+    target = layout.state_dict()
+    out = {}
+    for key, value in state.items():
+        if key in target and target[key].shape == value.shape:
+            out[key] = value
+            continue
+        head, _, leaf = key.rpartition(".")
+        converted = f"{head}.2.{leaf}"     # decoders.D.I.weight -> decoders.D.I.2.weight (the conv)
+        if converted not in target:
+            raise KeyError(f"{key}: no place for it in a resize-upsampling generator")
+        out[converted] = value.transpose(0, 1).flip(2, 3) * 0.25 if leaf == "weight" else value
+    missing = sorted(set(target) - set(out))
+    if missing:
+        raise KeyError(f"not a transpose-upsampling state of this config: {missing[:3]} missing")
+    return out
