@@ -24,7 +24,6 @@ from preprocessing.ome_io import ORGANELLES
 from .acquisitions import REAL_ACQUISITIONS, Acquisition
 from .camera import Camera
 from .config import SimulationConfig
-from .fluorescence import FluorescenceChannel
 from .optics import TLOptics
 from .phantom import CellLine
 
@@ -113,7 +112,7 @@ def _acquisition(config: SimulationConfig, rng: np.random.Generator) -> tuple[st
 
 def sample_profiled_study(config: SimulationConfig, number: int):
     """Study_<number> of an "lmc" or "new-site" configuration, a pure function of (seed, number)."""
-    from .study import StudyParams, study_shape
+    from .study import StudyParams, fluorescence_channels, study_shape
     rng = np.random.default_rng([config.seed, number, PROFILE_STREAM[config.profile]])
     u = rng.uniform
     modality, organelles, pixel, na_obj = _acquisition(config, rng)
@@ -131,11 +130,7 @@ def sample_profiled_study(config: SimulationConfig, number: int):
         nucleus_um = (7.0, 10.0) if rng.random() < 0.5 else (18.0, 23.0)
     gain = min(u(0.5, 4.0), (30000 - offset) / photons)  # keeps bright halos below saturation
     tl_camera = Camera(photons=photons, gain=gain, offset=offset, read_noise=read_noise)
-    fl_camera = Camera(photons=1.0, gain=u(0.8, 3.0), offset=u(50, 500), read_noise=u(1, 3))
-    channels = {o: FluorescenceChannel(o, na=na_obj, signal=u(300, 3000), background=u(10, 100),
-                                       haze=u(0.3, 0.45) if o == "nucleus" else u(0.1, 0.3),
-                                       haze_sigma_um=u(1.5, 3.0), camera=fl_camera)
-                for o in ORGANELLES}
+    channels = fluorescence_channels(rng, na_obj)
     n_fovs = config.fovs_per_study or int(rng.integers(2, 7))
     # Real z-steps are not in the file lists: steps that make a 21-slice stack span 3-10 µm,
     # finer for DIC, which sections optically.

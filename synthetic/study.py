@@ -65,6 +65,17 @@ def _cell_line(rng: np.random.Generator) -> CellLine:
         nucleus_dn=u(-0.003, 0.004))
 
 
+def fluorescence_channels(rng: np.random.Generator, na_objective: float) -> dict[str, FluorescenceChannel]:
+    """All four organelles' fluorescence (one camera for the study), drawn in this order from
+    `rng`: every profile's sampler calls it at the same point of its stream."""
+    u = rng.uniform
+    camera = Camera(photons=1.0, gain=u(0.8, 3.0), offset=u(50, 500), read_noise=u(1, 3))
+    return {o: FluorescenceChannel(o, na=na_objective, signal=u(300, 3000), background=u(10, 100),
+                                   haze=u(0.3, 0.45) if o == "nucleus" else u(0.1, 0.3),
+                                   haze_sigma_um=u(1.5, 3.0), camera=camera)
+            for o in ORGANELLES}
+
+
 def study_shape(config: SimulationConfig, rng: np.random.Generator) -> tuple[int, int]:
     h, w = config.shapes[int(rng.integers(len(config.shapes)))]
     if config.max_size is not None:  # crop, not resize: pixel size and cell size stay realistic
@@ -97,11 +108,7 @@ def sample_study(config: SimulationConfig, number: int) -> StudyParams:
     offset = u(50, 2000)
     gain = min(u(0.5, 4.0), (30000 - offset) / photons)  # keeps bright halos below saturation
     tl_camera = Camera(photons=photons, gain=gain, offset=offset, read_noise=u(1.5, 8))
-    fl_camera = Camera(photons=1.0, gain=u(0.8, 3.0), offset=u(50, 500), read_noise=u(1, 3))
-    channels = {o: FluorescenceChannel(o, na=na_obj, signal=u(300, 3000), background=u(10, 100),
-                                       haze=u(0.3, 0.45) if o == "nucleus" else u(0.1, 0.3),
-                                       haze_sigma_um=u(1.5, 3.0), camera=fl_camera)
-                for o in ORGANELLES}
+    channels = fluorescence_channels(rng, na_obj)
     n_fovs = config.fovs_per_study or int(rng.integers(2, 7))
     # DIC sections optically (large condenser NA): its stacks are taken with finer steps.
     z_step = u(0.2, 0.6) if modality == "DIC" else u(0.3, 1.0)
