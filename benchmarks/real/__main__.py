@@ -1,4 +1,4 @@
-"""python -m benchmarks.real [--weights DIR] [--steps N] [--seed S] [--work DIR] [--tta MODE]
+"""python -m benchmarks.real [--weights DIR] [--steps N] [--seed S] [--work DIR] [--tta MODE] [--pictures PNG]
 
 Two tables on the real images of ../shared/real (read its README):
 1. zero-shot: the shipped weights' nucleus on every slice of the ISL phase-contrast stack (against
@@ -8,7 +8,8 @@ Two tables on the real images of ../shared/real (read its README):
 2. learnability: pix2pix small trained on the left three quarters of the ISL field, from scratch
    and warm-started from the shipped PC pix2pix at the same step budget, scored on the right
    quarter beside the baselines and the shipped weights' zero-shot prediction of that quarter.
-Exit 0, or 1 with one line when ../shared/real is absent. Writes WORK/summary.json.
+Exit 0, or 1 with one line when ../shared/real is absent. Writes WORK/summary.json, and with
+--pictures PNG the zero-shot predictions to look at (benchmarks/real/pictures.py).
 """
 from __future__ import annotations
 
@@ -77,10 +78,13 @@ def run(args) -> dict:
     manifest = Manifest.load(args.weights / "manifest.json")
     store = ModelStore(manifest, device=settings.torch_device())
     start = time.perf_counter()
-    isl = data.isl()
-    results = [zero_shot(isl, manifest, store, settings), zero_shot(data.lmc_crop(), manifest, store, settings)]
+    isl, crop = data.isl(), data.lmc_crop()
+    results = [zero_shot(isl, manifest, store, settings), zero_shot(crop, manifest, store, settings)]
     results += [zero_shot(data.lmc_crop(p), manifest, store, settings) for p in LMC_SENSITIVITY_UM]
     out = {"tta": args.tta, "zero_shot": [{k: v for k, v in r.items() if k != "predictions"} for r in results]}
+    if args.pictures is not None:
+        from .pictures import write_zero_shot_pictures
+        out["pictures"] = str(write_zero_shot_pictures(results[:2], [isl, crop], args.pictures))
 
     if not args.skip_learnability:
         recipe = Recipe(steps=args.steps, seed=args.seed)
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="training steps of each learnability run")
     parser.add_argument("--seed", type=int, default=0, help="seed of both learnability runs")
     parser.add_argument("--skip-learnability", action="store_true", help="only the zero-shot table")
+    parser.add_argument("--pictures", type=Path, default=None,
+                        help="also write the zero-shot predictions beside TL and target to this PNG")
     args = parser.parse_args(argv)
     from .data import available
     if (missing := available()) is not None:
