@@ -1,4 +1,4 @@
-"""python -m synthetic --out DIR --studies N --seed S [--profile lmc|v1|new-site] [--fovs-per-study K]
+"""python -m synthetic --out DIR --studies N --seed S [--profile lmc|v1|new-site|low-mag] [--fovs-per-study K]
 [--max-size PX] [--max-slices N] [--quiet]"""
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-size", type=int, default=None,
                         help="crop image height and width to at most PX (e.g. 512 for fast CPU training)")
     parser.add_argument("--max-slices", type=int, default=None,
-                        help="z-slices per FOV at most (default: the profile's, v1 11, lmc and new-site 33)")
+                        help="z-slices per FOV at most (default: the profile's, v1 11, the others 33)")
     parser.add_argument("--modalities", nargs="+", default=None, choices=("BF", "PC", "DIC"),
                         help="restrict the studies' modalities (default: all three)")
     parser.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
                         help=f"what to simulate (default {DEFAULT_PROFILE}: calibrated to the real studies; "
                              "v1: the simulator of the shipped weights and benchmark sets; new-site: "
-                             "acquisitions outside the real set), synthetic/profiles.py")
+                             "acquisitions outside the real set; low-mag: 10x-20x objectives at 0.3-0.65 µm "
+                             "pixels, half of them 8-bit TL), synthetic/profiles.py")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 

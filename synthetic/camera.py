@@ -52,6 +52,17 @@ def expose(intensity: np.ndarray, camera: Camera, rng: np.random.Generator, *,
     return adu.astype(np.uint16)
 
 
+def stretch_to_8bit(stack: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
+    """A TL stack as an 8-bit export writes it: each plane stretched from its `low_pct` to its
+    `high_pct` percentile onto 0..255, clipped and rounded (kept in uint16 like every TL file)."""
+    out = np.empty(stack.shape, np.uint16)
+    for i, plane in enumerate(stack):
+        lo, hi = np.percentile(plane, (low_pct, high_pct))
+        scaled = (plane.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / max(float(hi - lo), 1.0))
+        out[i] = np.clip(np.rint(scaled), 0, 255)
+    return out
+
+
 def expose_stack(stack, camera: Camera, rng: np.random.Generator) -> np.ndarray:
     """Expose every plane of `stack` (a sequence of H x W intensities): (n, H, W) uint16.
 

@@ -8,8 +8,9 @@ from preprocessing.ome_io import MODALITIES
 # "v1": the simulator every existing table, held-out set and shipped weight was made with, kept bit
 # for bit. "lmc": calibrated to the 30 real training studies (the default: new data should look like
 # the real set). "new-site": acquisitions and cell lines outside the real set, for a test of transfer.
+# "low-mag": 10x-20x objectives at 0.3-0.65 µm pixels, half of them 8-bit contrast-stretched TL.
 # synthetic/profiles.py defines what each draws.
-PROFILES: tuple[str, ...] = ("v1", "lmc", "new-site")
+PROFILES: tuple[str, ...] = ("v1", "lmc", "new-site", "low-mag")
 DEFAULT_PROFILE = "lmc"
 
 # Image shapes (H, W) of the real set: square 512..2048 and the non-square ones seen there.

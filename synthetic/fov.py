@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera import expose_stack, illumination_field
+from .camera import expose_stack, illumination_field, stretch_to_8bit
 from .fluorescence import fluorescence_images
 from .optics import tl_intensity
 from .phantom import CANVAS_MARGIN_PX, Phantom, make_phantom
@@ -96,6 +96,8 @@ def simulate_fov(study: StudyParams, index: int, seed: int, *, max_slices: int |
                          study.pixel_size_um)
     lamp = illumination_field(study.shape, study.illumination, rng)
     tl = expose_stack((phantom.fov(plane) * lamp for plane in light), study.tl_camera, rng)
+    if study.tl_bits == 8:
+        tl = stretch_to_8bit(tl)
     excitation = illumination_field(study.shape, 0.5 * study.illumination, rng)
     wanted = study.organelles if organelles is None else tuple(organelles)
     fluo = fluorescence_images({o: phantom.organelles[o] for o in wanted}, study.channels,

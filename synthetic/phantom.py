@@ -61,6 +61,8 @@ class CellLine:
     dna_spread: float = 0.0            # log-normal sigma of the cell-to-cell DNA content (cell cycle)
     lobed_fraction: float = 0.0        # share of kidney-shaped or bilobed nuclei
     mitotic_fraction: float = 0.0      # share of mitotic cells: a small, condensed, bright chromatin mass
+    debris_per_mm2: float = 0.0        # round refractile bodies in the medium (dead cells, debris)
+    debris_dna_fraction: float = 0.3   # share of them with a pyknotic nucleus: small, condensed, bright
 
 
 @dataclass(frozen=True)
@@ -538,13 +540,49 @@ def _sharp_maps(cells: _Cells, body: _Body, inside: _Structures, line: CellLine,
     return fine_opd, fine_abs, organelles
 
 
+@dataclass
+class _Debris:
+    """Round refractile bodies over the canvas: path difference (µm), absorption and DNA density."""
+
+    opd: np.ndarray
+    absorption: np.ndarray
+    dna: np.ndarray
+
+
+def _debris(shape, px: float, line: CellLine, rng: np.random.Generator) -> _Debris:
+    """Dead, rounded cells and debris, anywhere in the field (on cells too): a refractile sphere
+    2-12 µm across that is bright in PC and dark in BF, and in `debris_dna_fraction` of them a
+    pyknotic nucleus brighter than a living one. They teach a model that not every bright object
+    in TL is a nucleus, and that a nucleus may sit in a body that looks like debris."""
+    h, w = shape
+    opd, absorption, dna = (np.zeros(shape, np.float32) for _ in range(3))
+    count = int(rng.poisson(line.debris_per_mm2 * h * w * (px / 1000) ** 2))
+    for _ in range(count):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        r = rng.uniform(1.0, 6.0) / px
+        dn, loss = rng.uniform(0.02, 0.06), rng.uniform(0.01, 0.08)
+        y0, y1 = max(int(cy - r) - 1, 0), min(int(cy + r) + 2, h)
+        x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, w)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        rho2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2
+        thick = (2 * r * px * np.sqrt(np.maximum(1 - rho2, 0))).astype(np.float32)   # µm through a sphere
+        opd[y0:y1, x0:x1] += dn * thick
+        absorption[y0:y1, x0:x1] += loss * thick / np.float32(2 * r * px)
+        if rng.random() < line.debris_dna_fraction:
+            core = rng.uniform(0.3, 0.6) ** 2
+            dna[y0:y1, x0:x1] += rng.uniform(1.5, 3.0) * np.sqrt(np.maximum(1 - rho2 / core, 0)).astype(np.float32)
+    return _Debris(opd, absorption, dna)
+
+
 def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
                  rng: np.random.Generator, index: IndexContrast = IndexContrast(), *,
                  biology_rng: np.random.Generator | None = None, margin_px: int = CANVAS_MARGIN_PX) -> Phantom:
     """Simulate one field of view of `shape` (H, W) pixels at `pixel_size_um`.
 
     `biology_rng` (the calibrated profiles) draws the cell-to-cell DNA content, lobed and mitotic
-    nuclei; `margin_px` pads the canvas for deeper stacks than v1's."""
+    nuclei, and debris; `margin_px` pads the canvas for deeper stacks than v1's."""
     px = float(pixel_size_um)
     canvas = fast_shape(shape, margin_px)
     top, left = (canvas[0] - shape[0]) // 2, (canvas[1] - shape[1]) // 2
@@ -575,6 +613,14 @@ def make_phantom(shape: tuple[int, int], pixel_size_um: float, line: CellLine,
 
     fine_opd, fine_abs, organelles = _sharp_maps(cells, body, inside, line, index, px)
     blur = _Blur(canvas, px)
-    opd = blur.blend([(fine_opd, 0.12), (np.float32(index.droplet * index.droplet_um) * inside.droplets, 0.3)])
-    absorption = blur.blend([(fine_abs, 0.12), (np.float32(0.06) * inside.droplets, 0.3)])
+    droplet_opd = np.float32(index.droplet * index.droplet_um) * inside.droplets
+    droplet_abs = np.float32(0.06) * inside.droplets
+    if line.debris_per_mm2 > 0:   # off in v1 and lmc: their draws stay as they were
+        if biology_rng is None:
+            raise ValueError("debris needs the field's biology generator (make_phantom's biology_rng)")
+        debris = _debris(canvas, px, line, biology_rng)
+        droplet_opd, droplet_abs = droplet_opd + debris.opd, droplet_abs + debris.absorption
+        organelles["nucleus"] = organelles["nucleus"] + debris.dna
+    opd = blur.blend([(fine_opd, 0.12), (droplet_opd, 0.3)])
+    absorption = blur.blend([(fine_abs, 0.12), (droplet_abs, 0.3)])
     return Phantom(px, crop, opd, absorption, organelles, cells.labels, body.in_nucleus, cells.centrosome)

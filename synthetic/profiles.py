@@ -10,12 +10,20 @@ draw their z-slice count from the real fields' distribution (median 21, max 33);
 irregular or lobed outlines and a few mitotic figures. "new-site" keeps lmc's biology model but
 draws acquisitions no real study has (20x/0.45-0.8 at 130-200 nm, 150x/1.45 at 43 nm), cell lines
 with smaller or larger nuclei, and another camera, for a test of transfer to an unseen site.
+"low-mag" keeps lmc's biology too but images it as a screening or culture microscope does: 10x-20x
+dry objectives (NA 0.25-0.5) at 0.3-0.65 µm pixels, cell lines with 9-19 µm nuclei, cultures from
+sparse to confluent with debris (dead cells, some with a bright pyknotic nucleus), and half its
+studies saved as 8-bit, contrast-stretched TL (as a TL image exported for a figure or a web page
+is). Users bring such images to the models; the real training set has none, so the default profile
+never draws them.
 
 The real marginals are constants here (the simulator never reads ../shared at run time);
 test/test_synthetic_profiles.py checks them against the file lists when ../shared/real is present.
 Each profile draws from its own random stream (PROFILE_STREAM), so lmc's Study_<n> is not v1's.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,7 +36,7 @@ from .optics import TLOptics
 from .phantom import CellLine
 
 # The third seed word of a study's generator: v1 draws from [seed, study] alone.
-PROFILE_STREAM = {"lmc": 1, "new-site": 2}
+PROFILE_STREAM = {"lmc": 1, "new-site": 2, "low-mag": 3}
 # The fourth seed word of a field's nucleus-biology generator [seed, study, fov, 1]: a stream of its
 # own, so the calibrated biology never shifts the draws of the phantom's other parts.
 BIOLOGY_STREAM = 1
@@ -59,6 +67,14 @@ MAX_REAL_SLICES = int(_SLICE_VALUES[-1])
 NEW_SITE_ACQUISITIONS: tuple[tuple[float, int, float], ...] = (   # (pixel nm, magnification, NA)
     (200, 20, 0.45), (172, 20, 0.8), (130, 20, 0.75), (160, 20, 0.5), (43, 150, 1.45),
 )
+# Low magnification: (pixel nm, magnification, NA) of common 10x and 20x dry objectives on 6.5 µm
+# (sCMOS) or 4.54 µm (CCD) camera pixels, some binned 2x2.
+LOW_MAG_ACQUISITIONS: tuple[tuple[float, int, float], ...] = (
+    (325, 20, 0.45), (325, 20, 0.5), (454, 10, 0.3), (650, 10, 0.3), (650, 20, 0.4), (454, 20, 0.4),
+    (650, 10, 0.25),
+)
+# The share of low-mag studies whose TL is 8-bit and contrast-stretched.
+LOW_MAG_8BIT_SHARE = 0.5
 
 
 def draw_real_slices(cap: int | None, rng: np.random.Generator) -> int:
@@ -106,12 +122,14 @@ def _acquisition(config: SimulationConfig, rng: np.random.Generator) -> tuple[st
         return real.modality, labels, real.pixel_size_nm / 1000, real.na
     from .study import choose_organelles  # study.py imports this module lazily: no cycle
     modality = str(rng.choice(config.modalities))
-    pixel_nm, _, na = NEW_SITE_ACQUISITIONS[int(rng.integers(len(NEW_SITE_ACQUISITIONS)))]
+    table = LOW_MAG_ACQUISITIONS if config.profile == "low-mag" else NEW_SITE_ACQUISITIONS
+    pixel_nm, _, na = table[int(rng.integers(len(table)))]
     return modality, choose_organelles(modality, rng), pixel_nm / 1000, na
 
 
 def sample_profiled_study(config: SimulationConfig, number: int):
-    """Study_<number> of an "lmc" or "new-site" configuration, a pure function of (seed, number)."""
+    """Study_<number> of an "lmc", "new-site" or "low-mag" configuration, a pure function of
+    (seed, number)."""
     from .study import StudyParams, fluorescence_channels, study_shape
     rng = np.random.default_rng([config.seed, number, PROFILE_STREAM[config.profile]])
     u = rng.uniform
@@ -125,6 +143,9 @@ def sample_profiled_study(config: SimulationConfig, number: int):
     if config.profile == "lmc":
         photons, offset, read_noise = u(800, 8000), u(50, 2000), u(1.5, 8)
         nucleus_um = (12.0, 19.0)   # measured (Otsu) diameters then fall at 10-17 µm, as the references
+    elif config.profile == "low-mag":   # lmc's cameras; culture and screening lines, neurons' small nuclei too
+        photons, offset, read_noise = u(800, 8000), u(50, 2000), u(1.5, 8)
+        nucleus_um = (9.0, 19.0)
     else:   # another camera (an EMCCD-like dim, noisy one) and nuclei outside lmc's range
         photons, offset, read_noise = u(200, 1200), u(100, 600), u(8, 20)
         nucleus_um = (7.0, 10.0) if rng.random() < 0.5 else (18.0, 23.0)
@@ -135,12 +156,22 @@ def sample_profiled_study(config: SimulationConfig, number: int):
     # Real z-steps are not in the file lists: steps that make a 21-slice stack span 3-10 µm,
     # finer for DIC, which sections optically.
     z_step = u(0.15, 0.35) if modality == "DIC" else u(0.2, 0.5)
+    shape = study_shape(config, rng)
+    cell_line = _cell_line(rng, nucleus_um)
+    tl_bits = 16
+    if config.profile == "low-mag":   # drawn last, so lmc and new-site draw as they did before it
+        z_step *= 2.5                 # a dry low-NA objective has a deep focus: coarser z-steps
+        tl_bits = 8 if rng.random() < LOW_MAG_8BIT_SHARE else 16
+        # Cultures from sparse to confluent, and debris: dead cells and clumps in the medium.
+        cell_line = replace(cell_line, confluence=u(0.05, 0.9), debris_per_mm2=u(20, 400),
+                            debris_dna_fraction=u(0.1, 0.6))
     return StudyParams(number=number, modality=modality, organelles=organelles, pixel_size_um=round(pixel, 4),
-                       shape=study_shape(config, rng), n_fovs=n_fovs, z_step_um=z_step,
-                       cell_line=_cell_line(rng, nucleus_um), optics=optics, tl_camera=tl_camera,
-                       illumination=u(0.03, 0.25), channels=channels, profile=config.profile)
+                       shape=shape, n_fovs=n_fovs, z_step_um=z_step,
+                       cell_line=cell_line, optics=optics, tl_camera=tl_camera,
+                       illumination=u(0.03, 0.25), channels=channels, profile=config.profile,
+                       tl_bits=tl_bits)
 
 
-__all__ = ["BIOLOGY_STREAM", "MAX_REAL_SLICES", "NEW_SITE_ACQUISITIONS", "PROFILE_STREAM",
+__all__ = ["BIOLOGY_STREAM", "LOW_MAG_8BIT_SHARE", "LOW_MAG_ACQUISITIONS", "MAX_REAL_SLICES", "NEW_SITE_ACQUISITIONS", "PROFILE_STREAM",
            "REAL_LABELS", "REAL_SLICES_PER_FIELD", "draw_centred_focus", "draw_real_slices",
            "sample_profiled_study"]

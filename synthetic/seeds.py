@@ -10,14 +10,15 @@ means keeping their seeds apart. The seeds in use:
 | 31 | 601-603 | overlap probe (README, "Measured") | python -m synthetic |
 | 41 | 701-724 | the realism report (synthetic/README.md) | python -m synthetic.realism_report |
 | 51-53 | 3001-3224 | training studies of the simulator experiment, profile lmc (README, "Measured") | weights/recipe.toml |
+| 54-56 | 3301-3524 | training studies of the simulator experiment, profile low-mag (the same) | weights/recipe.toml |
 | 900001 | 901-903 | test/studies, the CI smoke set | scripts/make_test_studies.sh |
 | 910001 | 1001-1064 | benchmark development set (decisions) | python -m benchmarks.heldout |
 | 920001 | 2001-2064 | benchmark test set (reported once per shipped version) | python -m benchmarks.heldout |
 
 Within a seed, the profile (synthetic/config.py PROFILES) picks the stream: v1 studies draw from
-`[seed, study]`, lmc from `[seed, study, 1]`, new-site from `[seed, study, 2]`; a field draws from
-`[seed, study, fov]` and, in lmc and new-site, its nuclei's biology from `[seed, study, fov, 1]`
-(synthetic/profiles.py). Every row above but 51-53 was made with profile v1 (the recipe, the held-out and
+`[seed, study]`, lmc from `[seed, study, 1]`, new-site from `[seed, study, 2]`, low-mag from `[seed, study, 3]`; a
+field draws from `[seed, study, fov]` and, outside v1, its nuclei's biology from `[seed, study, fov, 1]`
+(synthetic/profiles.py). Every row above but 51-56 was made with profile v1 (the recipe, the held-out and
 benchmark builders pin it); the realism report draws seed 41 in v1 and lmc alike.
 
 The last three are reserved (in every profile): `python -m synthetic` and `generate_studies` refuse them, so no

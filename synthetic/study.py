@@ -39,6 +39,7 @@ class StudyParams:
     illumination: float                  # strength of uneven illumination
     channels: dict[str, FluorescenceChannel] = field(default_factory=dict)  # all four organelles
     profile: str = "v1"                  # config.PROFILES: how its fields draw focus and nuclei
+    tl_bits: int = 16                    # 8: TL saved as 8-bit after a contrast stretch (camera.stretch_to_8bit)
 
 
 def choose_organelles(modality: str, rng: np.random.Generator) -> tuple[str, ...]:
