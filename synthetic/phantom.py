@@ -326,6 +326,8 @@ def _microtubules(cells: _Cells, sampler: PixelSampler, line: CellLine, px, rng)
     # A third of the microtubules are not anchored at the centrosome: they start anywhere.
     free = rng.random(owner.size) < 0.3
     fy, fx = sampler(int(free.sum()), rng)
+    if fy.size < int(free.sum()):   # no cytoplasm in the field (a small crop inside a nucleus)
+        free[:] = False
     sy[free], sx[free] = fy, fx
     owner[free] = lookup(cells.labels, fy, fx) - 1
     angle = rng.uniform(0, 2 * np.pi, owner.size)

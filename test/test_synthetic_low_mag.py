@@ -2,6 +2,7 @@
 8-bit contrast-stretched TL; and that adding it left lmc and new-site drawing what they drew."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from preprocessing.layout import index_studies
 from preprocessing.ome_io import read_ome_tiff
-from synthetic import SimulationConfig, profiles, sample_study
+from synthetic import SimulationConfig, profiles, sample_study, simulate_fov
 from synthetic.__main__ import main as cli_main
 from synthetic.camera import stretch_to_8bit
 from synthetic.phantom import CellLine, make_phantom
@@ -82,3 +83,11 @@ def test_debris_is_refractile_and_only_some_of_it_carries_dna():
     assert extra.max() >= 1.5 > 1.5 * living   # condensed: brighter than a living nucleus
     with pytest.raises(ValueError, match="biology"):
         make_phantom(shape, px, with_debris, np.random.default_rng(1))
+
+
+def test_a_field_without_cytoplasm_still_simulates():
+    """A 128 px crop at 43 nm (new-site, study 3 of seed 7) lies inside a nucleus: the free
+    microtubules have nowhere to start and used to raise a ValueError."""
+    study = dataclasses.replace(sample_study(SimulationConfig(seed=7, profile="new-site"), 3), shape=(128, 128))
+    fov = simulate_fov(study, 0, 7, max_slices=3)
+    assert fov.tl.shape[1:] == (128, 128) and np.isfinite(fov.organelles["nucleus"]).all()
