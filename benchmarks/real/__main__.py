@@ -4,7 +4,9 @@ Two tables on the real images of ../shared/real (read its README):
 1. zero-shot: the shipped weights' nucleus on every slice of the ISL phase-contrast stack (against
    its confocal DAPI) and on the Light My Cells bright-field crop (against its nucleus target),
    with both baselines; the assumed pixel sizes are printed (the files record none), and the crop
-   is also scored at two other assumed sizes to show how much the assumption matters;
+   is also scored at two other assumed sizes to show how much the assumption matters; then the
+   ISL field's two regions (data.ISL_REGIONS, the learnability split): choices between candidate
+   weights are made on its left three quarters, and its right quarter and the crop are reported;
 2. learnability: pix2pix small trained on the left three quarters of the ISL field, from scratch
    and warm-started from the shipped PC pix2pix at the same step budget, scored on the right
    quarter beside the baselines and the shipped weights' zero-shot prediction of that quarter.
@@ -72,7 +74,7 @@ def run(args) -> dict:
 
     from . import data
     from .learnability import WARM_START, Recipe, predict_run, train_run, write_training_fields
-    from .zero_shot import score_sources, zero_shot
+    from .zero_shot import score_sources, zero_shot, zero_shot_regions
 
     settings = InferenceSettings(tta=args.tta)
     manifest = Manifest.load(args.weights / "manifest.json")
@@ -81,7 +83,8 @@ def run(args) -> dict:
     isl, crop = data.isl(), data.lmc_crop()
     results = [zero_shot(isl, manifest, store, settings), zero_shot(crop, manifest, store, settings)]
     results += [zero_shot(data.lmc_crop(p), manifest, store, settings) for p in LMC_SENSITIVITY_UM]
-    out = {"tta": args.tta, "zero_shot": [{k: v for k, v in r.items() if k != "predictions"} for r in results]}
+    out = {"tta": args.tta, "zero_shot": [{k: v for k, v in r.items() if k != "predictions"} for r in results],
+           "isl_regions": zero_shot_regions(results[0], data.isl, data.ISL_REGIONS)}
     if args.pictures is not None:
         from .pictures import write_zero_shot_pictures
         out["pictures"] = str(write_zero_shot_pictures(results[:2], [isl, crop], args.pictures))
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     out = run(args)
     print("zero-shot, nucleus (the pixel sizes are assumptions; see benchmarks/real/data.py):")
     print(zero_shot_table(out["zero_shot"]))
+    print("\nthe ISL field by region (decide on the development part, report the other):")
+    print(zero_shot_table(out["isl_regions"]))
     if "learnability" in out:
         print("\nlearnability, nucleus on the ISL field's right quarter (never trained on):")
         print(learnability_table(out["learnability"]))

@@ -29,6 +29,9 @@ ISL_PIXEL_UM = 0.55
 LMC_PIXEL_UM = 0.4
 ISL_SLICES = 13
 ISL_SPLIT_COLUMN = 768      # train on columns [0, 768) (the left three quarters), score on [768, 1024)
+# The same split for zero-shot decisions: choose on the left three quarters, report the right quarter.
+ISL_REGIONS = {"left three quarters (development)": slice(0, ISL_SPLIT_COLUMN),
+               "right quarter (report)": slice(ISL_SPLIT_COLUMN, None)}
 
 
 class RealDataMissing(FileNotFoundError):

@@ -37,6 +37,21 @@ def predict_nucleus(pair: RealPair, manifest, store, settings: InferenceSettings
     return predictions, route, time.perf_counter() - start
 
 
+def zero_shot_regions(result: dict, pair_for, regions: dict[str, slice]) -> list[dict]:
+    """`result` (zero_shot's, predictions included) scored again on column ranges of its field:
+    one result-like dict per region (no predictions), rows for zero_shot_table. `pair_for(columns)`
+    gives the pair restricted to those columns (data.isl). The predictions are the whole field's,
+    cropped, so a region sees the same context as in the whole-field row."""
+    parts = []
+    for name, columns in regions.items():
+        pair = pair_for(columns)
+        slices = [score_sources({"shipped": p[:, columns]}, tl, pair.nucleus)
+                  for p, tl in zip(result["predictions"], pair.tl)]
+        parts.append({"image": f"{pair.name}, {name}", "pixel_size_um": pair.pixel_size_um,
+                      "route": result["route"], "slices": slices})
+    return parts
+
+
 def zero_shot(pair: RealPair, manifest, store, settings: InferenceSettings) -> dict:
     predictions, route, seconds = predict_nucleus(pair, manifest, store, settings)
     slices = [score_sources({"shipped": p}, tl, pair.nucleus) for p, tl in zip(predictions, pair.tl)]
