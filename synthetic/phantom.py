@@ -325,8 +325,9 @@ def _microtubules(cells: _Cells, sampler: PixelSampler, line: CellLine, px, rng)
     sx = cells.centrosome[owner, 1] + rng.normal(0, 0.3 / px, owner.size).astype(np.float32)
     # A third of the microtubules are not anchored at the centrosome: they start anywhere.
     free = rng.random(owner.size) < 0.3
-    fy, fx = sampler(int(free.sum()), rng)
-    if fy.size < int(free.sum()):   # no cytoplasm in the field (a small crop inside a nucleus)
+    n_free = int(free.sum())
+    fy, fx = sampler(n_free, rng)
+    if fy.size < n_free:   # no cytoplasm in the field (a small crop inside a nucleus)
         free[:] = False
     sy[free], sx[free] = fy, fx
     owner[free] = lookup(cells.labels, fy, fx) - 1
@@ -564,9 +565,7 @@ def _debris(shape, px: float, line: CellLine, rng: np.random.Generator) -> _Debr
         r = rng.uniform(1.0, 6.0) / px
         dn, loss = rng.uniform(0.02, 0.06), rng.uniform(0.01, 0.08)
         y0, y1 = max(int(cy - r) - 1, 0), min(int(cy + r) + 2, h)
-        x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, w)
-        if y0 >= y1 or x0 >= x1:
-            continue
+        x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, w)   # never empty: the centre is inside
         yy, xx = np.ogrid[y0:y1, x0:x1]
         rho2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2
         thick = (2 * r * px * np.sqrt(np.maximum(1 - rho2, 0))).astype(np.float32)   # µm through a sphere

@@ -140,12 +140,11 @@ def sample_profiled_study(config: SimulationConfig, number: int):
                       na_condenser=min(na_cond, 0.95 * na_obj), pc_ring_cutoff=u(0.08, 0.2),
                       pc_ring_amplitude=u(0.35, 0.55), dic_shear_um=u(0.1, 0.25),
                       dic_shear_angle=float(angle), dic_bias=u(0.2, 0.5) * np.pi)
-    if config.profile == "lmc":
+    if config.profile in ("lmc", "low-mag"):   # low-mag: lmc's cameras
         photons, offset, read_noise = u(800, 8000), u(50, 2000), u(1.5, 8)
-        nucleus_um = (12.0, 19.0)   # measured (Otsu) diameters then fall at 10-17 µm, as the references
-    elif config.profile == "low-mag":   # lmc's cameras; culture and screening lines, neurons' small nuclei too
-        photons, offset, read_noise = u(800, 8000), u(50, 2000), u(1.5, 8)
-        nucleus_um = (9.0, 19.0)
+        # lmc: measured (Otsu) diameters then fall at 10-17 µm, as the references; low-mag adds
+        # culture and screening lines with smaller nuclei (neurons among them).
+        nucleus_um = (12.0, 19.0) if config.profile == "lmc" else (9.0, 19.0)
     else:   # another camera (an EMCCD-like dim, noisy one) and nuclei outside lmc's range
         photons, offset, read_noise = u(200, 1200), u(100, 600), u(8, 20)
         nucleus_um = (7.0, 10.0) if rng.random() < 0.5 else (18.0, 23.0)

@@ -44,6 +44,17 @@ def test_profile_v1_is_bit_for_bit_the_simulator_before_profiles():
     assert _digest(profile="v1") == V1_DIGEST
 
 
+# The same recipe for lmc and new-site, computed on main at ee81eae, before low-mag and debris
+# existed: they draw from the same streams as then, so earlier lmc sets regenerate.
+LMC_DIGEST = "e7e384ed62e14b6586d66f6edf0deedd09242ddf9668596ba9eec494629dd31f"
+NEW_SITE_DIGEST = "807b59665f0e46b3c980a6705b01ac6f5c1f42ee66a87a0114737fc9827a635a"
+
+
+def test_lmc_and_new_site_draw_as_before_low_mag_existed():
+    assert _digest(profile="lmc") == LMC_DIGEST
+    assert _digest(profile="new-site") == NEW_SITE_DIGEST
+
+
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
 FILE_LISTS = REAL / "lmc_training_doc" / "FileList"
 
