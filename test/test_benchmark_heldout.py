@@ -89,6 +89,10 @@ def test_a_sibling_sets_predictions_are_lent_not_redone(bench, weights_dir, tmp_
     assert lent.seconds == {p.name: run.seconds[p.name] for p in inputs[:3]}
     assert (lent.root / OUTPUT_SUBDIRS["actin"] / inputs[0].name).stat().st_ino == \
         (run.root / OUTPUT_SUBDIRS["actin"] / inputs[0].name).stat().st_ino
+    # Several lenders, some of them never run: each image is taken from whichever has it.
+    both = predict_set(inputs[:4], tmp_path / "one-modality", weights_dir, "rot4", progress=False,
+                       adopt_from=[tmp_path / "never-run", lent.root.parent, run.root.parent])
+    assert both.seconds == {p.name: run.seconds[p.name] for p in inputs[:4]}
 
 
 def test_records_match_independent_scoring(bench, tmp_path):

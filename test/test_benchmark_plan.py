@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from benchmarks.heldout.plan import PURPOSES, plan_set, quick_subset
+from benchmarks.heldout.run import folder_name, resolve, sibling_predictions
 from preprocessing.ome_io import ORGANELLES
 from synthetic import SimulationConfig, generate_studies
 from synthetic.__main__ import main as synthetic_cli
@@ -65,6 +66,27 @@ def test_quick_subset_is_small_and_covers_every_group():
     assert {s.modality for s in chosen} == {"BF", "PC", "DIC"}
     assert {sl.deviation for _, sl in images} == set(range(6))
     assert quick_subset(plan_set("development")) == numbers
+
+
+def test_a_one_modality_run_takes_exactly_that_modalitys_studies_of_its_set():
+    plan = plan_set("development")
+    _, bf = resolve("development", "BF")
+    assert bf == tuple(s.number for s in plan.studies if s.modality == "BF") and len(bf) == 26
+    _, quick_pc = resolve("quick", "PC")
+    _, quick = resolve("quick")
+    modality_of = {s.number: s.modality for s in plan.studies}
+    assert set(quick_pc) == {n for n in quick if modality_of[n] == "PC"} and quick_pc
+    assert resolve("test", "DIC")[0].purpose == "test"
+    with pytest.raises(ValueError, match="unknown modality 'XX'"):
+        resolve("development", "XX")
+    assert folder_name("development", "BF") == "development-BF" and folder_name("test") == "test"
+
+
+def test_runs_of_one_plan_lend_each_other_predictions_and_never_across_plans(tmp_path):
+    lenders = {p.parent.name for p in sibling_predictions(tmp_path, "development", "BF")}
+    assert lenders == {"quick", "development", "quick-BF", "quick-PC", "quick-DIC",
+                       "development-PC", "development-DIC"}
+    assert {p.parent.name for p in sibling_predictions(tmp_path, "test", None)} == {"test-BF", "test-PC", "test-DIC"}
 
 
 @pytest.mark.parametrize("seed", [HELDOUT_SEED, BENCHMARK_DEV_SEED, BENCHMARK_TEST_SEED])

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.heldout", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--set", dest="set_name", default="quick", choices=("quick", "development", "test"))
+    parser.add_argument("--modality", choices=("BF", "PC", "DIC"), default=None,
+                        help="only this modality's studies of the set (WORK/<set>-<modality>/): "
+                             "a decision about one modality's routes at a fraction of the cost")
     parser.add_argument("--work", type=Path, default=Path("data/benchmark"), help="where sets and predictions live")
     parser.add_argument("--weights", type=Path, default=Path("weights"), help="folder with manifest.json")
     parser.add_argument("--tta", choices=TTA_MODES, default=InferenceSettings().tta)
@@ -34,25 +37,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
-    from .run import BenchmarkOptions, resolve, run_benchmark
+    from .run import BenchmarkOptions, folder_name, resolve, run_benchmark
     from .tables import report_text
 
     if args.plan:
         from .describe import describe_plan
-        print(describe_plan(*resolve(args.set_name)))
+        parts = [p for p in ("quick subset" if args.set_name == "quick" else None,
+                             f"{args.modality} studies" if args.modality else None) if p]
+        print(describe_plan(*resolve(args.set_name, args.modality), part=", ".join(parts)))
         return 0
     if args.report:
         import json
-        path = args.work / args.set_name / "summary.json"
+        name = folder_name(args.set_name, args.modality)
+        path = args.work / name / "summary.json"
         if not path.is_file():
-            print(f"benchmarks.heldout: no run of the {args.set_name} set yet ({path} is missing)", file=sys.stderr)
+            print(f"benchmarks.heldout: no run of the {name} set yet ({path} is missing)", file=sys.stderr)
             return 1
         result = json.loads(path.read_text())
-        print(report_text(result["summary"], f"{args.set_name} set (seed {result['seed']}, TTA {result['tta']}, "
+        print(report_text(result["summary"], f"{name} set (seed {result['seed']}, TTA {result['tta']}, "
                                              f"commit {result['commit']})", args.markdown))
         return 0
     options = BenchmarkOptions(args.set_name, args.work, args.weights, args.tta, args.workers,
-                               args.resamples, not args.quiet)
+                               args.resamples, not args.quiet, args.modality)
     from metrics.strict import EvaluationStopped
 
     try:
@@ -60,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, FileNotFoundError, EvaluationStopped) as exc:
         print(f"benchmarks.heldout: {exc}", file=sys.stderr)
         return 1
-    print(report_text(result["summary"], f"{args.set_name} set (seed {result['seed']})", args.markdown))
+    print(report_text(result["summary"], f"{result['set']} set (seed {result['seed']})", args.markdown))
     print(f"\n{result['wall_seconds']:.0f} s in all on {result['machine']}; "
-          f"per-image records: {args.work / args.set_name / 'summary.json'}")
+          f"per-image records: {args.work / result['set'] / 'summary.json'}")
     return 0
 
 

@@ -8,12 +8,13 @@ from preprocessing.ome_io import ORGANELLES
 from .plan import SetPlan
 
 
-def describe_plan(plan: SetPlan, numbers: tuple[int, ...] | None = None) -> str:
+def describe_plan(plan: SetPlan, numbers: tuple[int, ...] | None = None, part: str = "subset") -> str:
+    """`part` names what `numbers` pick out of the plan (the quick subset, one modality's studies)."""
     studies = [s for s in plan.studies if numbers is None or s.number in numbers]
     slices = [(s, sl) for s in studies for sl in s.slices]
     count = lambda items: ", ".join(f"{k}: {v}" for k, v in sorted(Counter(items).items()))  # noqa: E731
     lines = [
-        f"{'quick subset of the ' if numbers else ''}{plan.purpose} plan {plan.fingerprint} (seed {plan.seed}): "
+        f"{part + ' of the ' if numbers is not None else ''}{plan.purpose} plan {plan.fingerprint} (seed {plan.seed}): "
         f"{len(slices)} TL images from "
         f"{len(studies)} studies, one field of view each",
         f"  images per modality: {count(s.modality for s, _ in slices)}",

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,9 +116,9 @@ def adopt(root: Path, inputs: list[Path], other_work: Path, code: str) -> int:
 
 
 def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progress: bool = True,
-                adopt_from: Path | None = None) -> PredictionRun:
+                adopt_from: Path | Sequence[Path] | None = None) -> PredictionRun:
     """Run process.py on every TL file of `inputs` that has no four outputs yet (taking those that
-    `adopt_from`, another set's predictions folder, already holds)."""
+    `adopt_from`, other runs' predictions folders of the same plan, already hold)."""
     import process  # the container's entry point, exactly as the platform runs it
 
     fingerprint = run_fingerprint(weights, tta)
@@ -134,8 +135,8 @@ def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progres
     root.mkdir(parents=True, exist_ok=True)
     write_json(run_path, {"weights": str(weights), "tta": tta, "fingerprint": fingerprint,
                           "code": known or [code]})
-    if adopt_from is not None:
-        adopt(root, inputs, Path(adopt_from), code)
+    for other in [adopt_from] if isinstance(adopt_from, (str, Path)) else adopt_from or ():
+        adopt(root, inputs, Path(other), code)
     seconds = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     todo = [p for p in inputs if not has_outputs(root, p.name)]
     failed = []

@@ -5,8 +5,10 @@ Folders under WORK (default data/benchmark), each stage reused when it is still 
     WORK/<set>/input/images/organelles-transmitted-light-ome-tiff/   hard links to its TL slices
     WORK/<set>/predictions/<fingerprint>/    process.py's outputs and seconds.json
     WORK/<set>/summary.json        per-image records and the summary
-`<set>` is development, test or quick; the quick subset's studies are part of the development set
-and its images are predicted in a folder of their own.
+`<set>` is development, test or quick, or one of them restricted to one modality's studies
+(`development-BF`: for a decision about that modality's routes at a third of the cost); the quick
+subset's and a restricted set's images are part of their full set, predicted in folders of their
+own, and the folders of one set lend each other the predictions they share.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from preprocessing.layout import INPUT_SUBDIR, index_studies
 
 from .build import build_set, simulator_fingerprint
 from .evaluate import evaluate_set
-from .plan import SetPlan, plan_set, quick_subset
+from .plan import MODALITY_STUDIES, SetPlan, plan_set, quick_subset
 from .predict import predict_set
 from .summary import summarise
 
@@ -40,14 +42,33 @@ class BenchmarkOptions:
     workers: int = 2
     resamples: int = 2000
     progress: bool = True
+    modality: str | None = None     # only this modality's studies of the set
 
 
-def resolve(set_name: str) -> tuple[SetPlan, tuple[int, ...] | None]:
-    """The plan a set draws from and, for the quick subset, its study numbers."""
+def folder_name(set_name: str, modality: str | None = None) -> str:
+    """WORK/<this>/ holds the run: the set's name, with the modality when restricted to one."""
+    return set_name if modality is None else f"{set_name}-{modality}"
+
+
+def resolve(set_name: str, modality: str | None = None) -> tuple[SetPlan, tuple[int, ...] | None]:
+    """The plan a set draws from and the numbers of the studies the run takes (None: all)."""
     if set_name not in SETS:
         raise ValueError(f"unknown benchmark set {set_name!r}; expected one of {SETS}")
     plan = plan_set("development" if set_name == "quick" else set_name)
-    return plan, (quick_subset(plan) if set_name == "quick" else None)
+    numbers = quick_subset(plan) if set_name == "quick" else None
+    if modality is not None:
+        if modality not in MODALITY_STUDIES:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {tuple(MODALITY_STUDIES)}")
+        numbers = tuple(s.number for s in plan.studies
+                        if s.modality == modality and (numbers is None or s.number in numbers))
+    return plan, numbers
+
+
+def sibling_predictions(work: Path, set_name: str, modality: str | None) -> list[Path]:
+    """The prediction folders of the runs whose images are images of this one's plan."""
+    family = ("quick", "development") if set_name in ("quick", "development") else (set_name,)
+    names = [folder_name(s, m) for s in family for m in (None, *MODALITY_STUDIES)]
+    return [work / name / "predictions" for name in names if name != folder_name(set_name, modality)]
 
 
 def stage(studies: Path, numbers: tuple[int, ...] | None, out: Path) -> list[Path]:
@@ -75,16 +96,16 @@ def _commit() -> str | None:
 
 def run_benchmark(options: BenchmarkOptions) -> dict:
     start = time.perf_counter()
-    plan, numbers = resolve(options.set_name)
+    plan, numbers = resolve(options.set_name, options.modality)
     work = Path(options.work)
+    name = folder_name(options.set_name, options.modality)
     studies = build_set(plan, work / plan.purpose / "studies", numbers, options.progress)
-    inputs = stage(studies, numbers, work / options.set_name / "input")
-    # The quick subset's images belong to the development set: whichever ran first lends the other
-    # its predictions (same weights, settings and code).
-    sibling = {"quick": "development", "development": "quick"}.get(options.set_name)
-    predictions = predict_set(inputs, work / options.set_name / "predictions", Path(options.weights),
+    inputs = stage(studies, numbers, work / name / "input")
+    # The quick subset's and a one-modality run's images belong to their full set: whichever ran
+    # first lends the others its predictions (same weights, settings and code).
+    predictions = predict_set(inputs, work / name / "predictions", Path(options.weights),
                               options.tta, options.progress,
-                              adopt_from=work / sibling / "predictions" if sibling else None)
+                              adopt_from=sibling_predictions(work, options.set_name, options.modality))
     if predictions.failed:
         raise RuntimeError(f"process.py wrote no four outputs for {len(predictions.failed)} image(s): "
                            + ", ".join(predictions.failed))
@@ -92,12 +113,12 @@ def run_benchmark(options: BenchmarkOptions) -> dict:
                            predictions.seconds, options.workers, options.progress)
     summary = summarise(records, n_resamples=options.resamples)
     result = {
-        "set": options.set_name, "purpose": plan.purpose, "seed": plan.seed, "plan": plan.fingerprint,
+        "set": name, "purpose": plan.purpose, "seed": plan.seed, "plan": plan.fingerprint,
         "simulator": simulator_fingerprint(), "predictions": predictions.fingerprint,
         "weights": str(options.weights), "tta": options.tta, "commit": _commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
         "wall_seconds": round(time.perf_counter() - start, 1),
         "summary": summary, "images": [r.to_json() for r in records],
     }
-    write_json(work / options.set_name / "summary.json", json.loads(json.dumps(result, default=str)))
+    write_json(work / name / "summary.json", json.loads(json.dumps(result, default=str)))
     return result
