@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -18,41 +17,76 @@ from synthetic.acquisitions import REAL_ACQUISITIONS
 from synthetic.fov import draw_study_focus
 from synthetic.realism import nucleus_statistics
 
-# sha256 of three small v1 fields (arrays and the study facts below), computed with the simulator
-# of main at f468ecd, before profiles existed. If this changes, the committed held-out sets, the
-# benchmark's development/test sets and the shipped weights' training data no longer regenerate.
-V1_DIGEST = "f473797433d213170cea53945423a444a2f95eb01dd62d7547a21f5b1969a7a3"
+# What three small fields of each profile look like, stored as exact study facts and as 16x16
+# block means of every TL slice and organelle (test/data/simulator_reference.npz). The v1 fields
+# are those of main at f468ecd, before profiles existed; lmc and new-site those of main at ee81eae,
+# before low-mag and debris existed (both checked there bit for bit by sha256). If a profile's
+# random streams change, the committed held-out sets, the benchmark's sets and the shipped weights'
+# training data no longer regenerate, and every block moves by a good part of the image's range.
+# The pixels are not compared bit for bit: numpy's float32 sin/cos/exp take other code paths on
+# CPUs with AVX-512 than on AVX2 ones, and differ there in the last bits.
+REFERENCE = Path(__file__).parent / "data" / "simulator_reference.npz"
+REFERENCE_PROFILES = ("v1", "lmc", "new-site")
+BLOCK = 16
 
 
-def _digest(**kwargs) -> str:
-    digest = hashlib.sha256()
-    config = SimulationConfig(seed=123, shapes=((128, 160),), **kwargs)
+def _blocks(array: np.ndarray) -> np.ndarray:
+    a = np.asarray(array, np.float64)
+    h, w = a.shape[-2] // BLOCK, a.shape[-1] // BLOCK
+    return a[..., :h * BLOCK, :w * BLOCK].reshape(a.shape[:-2] + (h, BLOCK, w, BLOCK)).mean(axis=(-3, -1))
+
+
+def _fields(profile: str) -> dict[str, np.ndarray]:
+    """Study facts (as text) and block means of three small fields of `profile`."""
+    out = {}
+    config = SimulationConfig(seed=123, shapes=((128, 160),), profile=profile)
     for number in (1, 2, 3):
         study = sample_study(config, number)
-        digest.update(f"{study.modality} {study.organelles} {study.pixel_size_um} {study.z_step_um} "
-                      f"{study.n_fovs}".encode())
         sim = simulate_fov(study, 0, 123, max_slices=4, organelles=ORGANELLES)
-        digest.update(sim.tl.tobytes())
-        digest.update(sim.defocus_um.tobytes())
-        digest.update(str(sim.best_z).encode())
+        out[f"{number}/facts"] = np.array(
+            f"{study.modality} {study.organelles} {study.pixel_size_um} {study.z_step_um} {study.n_fovs} "
+            f"{sim.best_z} {sim.defocus_um.tolist()}")
+        out[f"{number}/tl"] = _blocks(sim.tl)
         for organelle in ORGANELLES:
-            digest.update(sim.organelles[organelle].tobytes())
-    return digest.hexdigest()
+            out[f"{number}/{organelle}"] = _blocks(sim.organelles[organelle])
+    return out
 
 
-def test_profile_v1_is_bit_for_bit_the_simulator_before_profiles():
-    assert _digest(profile="v1") == V1_DIGEST
+def write_reference() -> None:
+    """Rewrite the reference: only after a deliberate change of what a profile draws."""
+    REFERENCE.parent.mkdir(exist_ok=True)
+    np.savez_compressed(REFERENCE, **{f"{p}/{k}": v for p in REFERENCE_PROFILES for k, v in _fields(p).items()})
 
 
-# The same recipe for lmc and new-site, computed on main at ee81eae, before low-mag and debris
-# existed: they draw from the same streams as then, so earlier lmc sets regenerate.
-LMC_DIGEST = "e7e384ed62e14b6586d66f6edf0deedd09242ddf9668596ba9eec494629dd31f"
-NEW_SITE_DIGEST = "807b59665f0e46b3c980a6705b01ac6f5c1f42ee66a87a0114737fc9827a635a"
+def _assert_draws_as_reference(profile: str) -> None:
+    stored = np.load(REFERENCE)
+    now = _fields(profile)
+    assert sorted(now) == sorted(k.split("/", 1)[1] for k in stored.files if k.startswith(profile + "/"))
+    for key, value in now.items():
+        ref = stored[f"{profile}/{key}"]
+        if value.dtype.kind == "U":
+            assert str(value) == str(ref), f"{profile} {key}"
+        else:
+            scale = max(float(np.abs(ref).max()), 1e-12)
+            assert np.abs(value - ref).max() <= 1e-3 * scale, f"{profile} {key}"
+
+
+def test_profile_v1_draws_the_simulator_before_profiles():
+    _assert_draws_as_reference("v1")
 
 
 def test_lmc_and_new_site_draw_as_before_low_mag_existed():
-    assert _digest(profile="lmc") == LMC_DIGEST
-    assert _digest(profile="new-site") == NEW_SITE_DIGEST
+    _assert_draws_as_reference("lmc")
+    _assert_draws_as_reference("new-site")
+
+
+def test_the_reference_comparison_catches_a_changed_stream():
+    """Another seed is another draw: the tolerance must not let it through."""
+    stored = np.load(REFERENCE)
+    other = SimulationConfig(seed=124, shapes=((128, 160),), profile="lmc")
+    sim = simulate_fov(sample_study(other, 1), 0, 123, max_slices=4, organelles=ORGANELLES)
+    ref = stored["lmc/1/nucleus"]
+    assert np.abs(_blocks(sim.organelles["nucleus"]) - ref).max() > 0.05 * np.abs(ref).max()
 
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
