@@ -23,8 +23,9 @@ from synthetic.realism import nucleus_statistics
 # before low-mag and debris existed (both checked there bit for bit by sha256). If a profile's
 # random streams change, the committed held-out sets, the benchmark's sets and the shipped weights'
 # training data no longer regenerate, and every block moves by a good part of the image's range.
-# The pixels are not compared bit for bit: numpy's float32 sin/cos/exp take other code paths on
-# CPUs with AVX-512 than on AVX2 ones, and differ there in the last bits.
+# The pixels are not compared bit for bit: a sha256 of them that held on earlier machines fails on
+# an AVX2-only one for the same code, most likely because numpy picks its float32 sin/cos/exp by
+# the CPU's SIMD features (AVX-512 or AVX2), which differ in the last bits.
 REFERENCE = Path(__file__).parent / "data" / "simulator_reference.npz"
 REFERENCE_PROFILES = ("v1", "lmc", "new-site")
 BLOCK = 16
