@@ -247,8 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.studies < 0:
         parser.error("--studies must be ≥ 0")
-    if args.studies and args.size < 64:
-        parser.error("--size must be ≥ 64 for the variety view")
+    if args.studies:
+        try:   # the simulator's own check of the crop size the variety view uses
+            SimulationConfig(seed=args.seed, profile=args.profile, max_size=args.size)
+        except ValueError as exc:
+            parser.error(str(exc))
     print(render(args.out, args.seed, args.size, args.deviation, args.profile, args.studies))
     return 0
 

@@ -85,7 +85,7 @@ def test_every_image_was_predicted_once_by_process_py(bench, weights_dir):  # no
 def test_a_sibling_sets_predictions_are_lent_not_redone(bench, weights_dir, tmp_path):  # noqa: F811
     _, _, inputs, run, _ = bench
     lent = predict_set(inputs[:3], tmp_path / "quick", weights_dir, "rot4", progress=False,
-                       adopt_from=run.root.parent)
+                       adopt_from=[run.root.parent])
     assert lent.seconds == {p.name: run.seconds[p.name] for p in inputs[:3]}
     assert (lent.root / OUTPUT_SUBDIRS["actin"] / inputs[0].name).stat().st_ino == \
         (run.root / OUTPUT_SUBDIRS["actin"] / inputs[0].name).stat().st_ino

@@ -37,13 +37,17 @@ def _blocks(array: np.ndarray) -> np.ndarray:
     return a[..., :h * BLOCK, :w * BLOCK].reshape(a.shape[:-2] + (h, BLOCK, w, BLOCK)).mean(axis=(-3, -1))
 
 
+def _field(profile: str, number: int, seed: int = 123):
+    """Study `number` of (seed, profile) and its first small field, every organelle drawn."""
+    study = sample_study(SimulationConfig(seed=seed, shapes=((128, 160),), profile=profile), number)
+    return study, simulate_fov(study, 0, 123, max_slices=4, organelles=ORGANELLES)
+
+
 def _fields(profile: str) -> dict[str, np.ndarray]:
     """Study facts (as text) and block means of three small fields of `profile`."""
     out = {}
-    config = SimulationConfig(seed=123, shapes=((128, 160),), profile=profile)
     for number in (1, 2, 3):
-        study = sample_study(config, number)
-        sim = simulate_fov(study, 0, 123, max_slices=4, organelles=ORGANELLES)
+        study, sim = _field(profile, number)
         out[f"{number}/facts"] = np.array(
             f"{study.modality} {study.organelles} {study.pixel_size_um} {study.z_step_um} {study.n_fovs} "
             f"{sim.best_z} {sim.defocus_um.tolist()}")
@@ -84,8 +88,7 @@ def test_lmc_and_new_site_draw_as_before_low_mag_existed():
 def test_the_reference_comparison_catches_a_changed_stream():
     """Another seed is another draw: the tolerance must not let it through."""
     stored = np.load(REFERENCE)
-    other = SimulationConfig(seed=124, shapes=((128, 160),), profile="lmc")
-    sim = simulate_fov(sample_study(other, 1), 0, 123, max_slices=4, organelles=ORGANELLES)
+    _, sim = _field("lmc", 1, seed=124)
     ref = stored["lmc/1/nucleus"]
     assert np.abs(_blocks(sim.organelles["nucleus"]) - ref).max() > 0.05 * np.abs(ref).max()
 

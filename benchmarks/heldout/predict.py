@@ -116,7 +116,7 @@ def adopt(root: Path, inputs: list[Path], other_work: Path, code: str) -> int:
 
 
 def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progress: bool = True,
-                adopt_from: Path | Sequence[Path] | None = None) -> PredictionRun:
+                adopt_from: Sequence[Path] = ()) -> PredictionRun:
     """Run process.py on every TL file of `inputs` that has no four outputs yet (taking those that
     `adopt_from`, other runs' predictions folders of the same plan, already hold)."""
     import process  # the container's entry point, exactly as the platform runs it
@@ -135,7 +135,7 @@ def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progres
     root.mkdir(parents=True, exist_ok=True)
     write_json(run_path, {"weights": str(weights), "tta": tta, "fingerprint": fingerprint,
                           "code": known or [code]})
-    for other in [adopt_from] if isinstance(adopt_from, (str, Path)) else adopt_from or ():
+    for other in adopt_from:
         adopt(root, inputs, Path(other), code)
     seconds = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     todo = [p for p in inputs if not has_outputs(root, p.name)]

@@ -50,11 +50,16 @@ def folder_name(set_name: str, modality: str | None = None) -> str:
     return set_name if modality is None else f"{set_name}-{modality}"
 
 
-def resolve(set_name: str, modality: str | None = None) -> tuple[SetPlan, tuple[int, ...] | None]:
-    """The plan a set draws from and the numbers of the studies the run takes (None: all)."""
+def _purpose(set_name: str) -> str:
+    """The plan a set draws from: the quick subset is part of the development set."""
     if set_name not in SETS:
         raise ValueError(f"unknown benchmark set {set_name!r}; expected one of {SETS}")
-    plan = plan_set("development" if set_name == "quick" else set_name)
+    return "development" if set_name == "quick" else set_name
+
+
+def resolve(set_name: str, modality: str | None = None) -> tuple[SetPlan, tuple[int, ...] | None]:
+    """The plan a set draws from and the numbers of the studies the run takes (None: all)."""
+    plan = plan_set(_purpose(set_name))
     numbers = quick_subset(plan) if set_name == "quick" else None
     if modality is not None:
         if modality not in MODALITY_STUDIES:
@@ -66,7 +71,7 @@ def resolve(set_name: str, modality: str | None = None) -> tuple[SetPlan, tuple[
 
 def sibling_predictions(work: Path, set_name: str, modality: str | None) -> list[Path]:
     """The prediction folders of the runs whose images are images of this one's plan."""
-    family = ("quick", "development") if set_name in ("quick", "development") else (set_name,)
+    family = [s for s in SETS if _purpose(s) == _purpose(set_name)]
     names = [folder_name(s, m) for s in family for m in (None, *MODALITY_STUDIES)]
     return [work / name / "predictions" for name in names if name != folder_name(set_name, modality)]
 
