@@ -72,6 +72,21 @@ def test_tiny_pix2pix_overfits_a_few_fovs(toy_root, tmp_path):
     assert result.step == 160
 
 
+def test_structure_terms_are_logged_added_to_the_objective_and_learned(toy_root, tmp_path):
+    """With pcc_weight and ssim_weight the objective is L1 + w * (1 - PCC) + v * (1 - SSIM)
+    (no GAN), and both terms fall."""
+    cfg = _config(toy_root, tmp_path / "run", steps=48, lr=3e-3, val_fraction=0.0, val_every=10_000,
+                  ckpt_every=10_000, log_every=4, rot90=False, flips=False,
+                  loss=replace(PIX2PIX_LOSS, gan_weight=0.0, pcc_weight=5.0, ssim_weight=3.0))
+    train(cfg, Pix2PixFamily())
+    with open(tmp_path / "run" / "train_log.csv") as handle:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(handle)]
+    for row in rows:
+        assert row["total"] == pytest.approx(row["rec"] + 5.0 * row["pcc"] + 3.0 * row["ssim"], rel=1e-5)
+    assert 0.0 < rows[-1]["pcc"] < rows[0]["pcc"] / 2, [r["pcc"] for r in rows]
+    assert 0.0 < rows[-1]["ssim"] < rows[0]["ssim"], [r["ssim"] for r in rows]
+
+
 def _losses(run: Path) -> list[dict]:
     """Logged rows without the timing column."""
     with open(run / "train_log.csv") as handle:

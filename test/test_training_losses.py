@@ -12,6 +12,8 @@ from training.losses import (
     partial_discriminator_gan,
     partial_generator_gan,
     partial_l1,
+    partial_pcc_loss,
+    partial_ssim_loss,
     percentile_weights,
 )
 
@@ -45,6 +47,44 @@ def test_partial_l1_matches_a_numpy_computation():
 def _discriminators(n: int) -> torch.nn.ModuleList:
     return torch.nn.ModuleList(PatchDiscriminator(PatchGANConfig.preset("tiny", in_channels=2))
                                for _ in range(n))
+
+
+def test_partial_pcc_loss_is_one_minus_scipy_pearson_over_the_structured_pairs():
+    from scipy.stats import pearsonr
+    g = torch.Generator().manual_seed(1)
+    pred = torch.randn(2, 4, 6, 6, generator=g)
+    target = torch.randn(2, 4, 6, 6, generator=g)
+    target[0, 2] = float("nan")              # no GT: must not leak in
+    target[1, 0] = -1.0                      # GT, but a flat background crop: left out
+    mask = torch.tensor([[True, False, False, True], [True, True, False, False]])
+    p, t = pred.numpy(), target.numpy()
+    expected = [1 - pearsonr(p[b, k].ravel(), t[b, k].ravel())[0] for b, k in ((0, 0), (0, 3), (1, 1))]
+    assert float(partial_pcc_loss(pred, target, mask)) == pytest.approx(np.mean(expected), rel=1e-5)
+    # brightness and offset of the prediction do not matter, only where the structure is
+    assert float(partial_pcc_loss(3 * pred + 2, target, mask)) == pytest.approx(np.mean(expected), rel=1e-5)
+    flat_only = torch.zeros(2, 4, dtype=torch.bool)
+    flat_only[1, 0] = True
+    leaf = pred.clone().requires_grad_()
+    loss = partial_pcc_loss(leaf, target, flat_only)
+    loss.backward()
+    assert float(loss) == 0.0 and float(leaf.grad.abs().sum()) == 0.0
+
+
+def test_partial_ssim_loss_is_one_minus_skimage_gaussian_ssim():
+    from skimage.metrics import structural_similarity
+    g = torch.Generator().manual_seed(2)
+    target = torch.rand(2, 4, 24, 28, generator=g) * 2 - 1
+    pred = 0.6 * target + 0.4 * torch.randn(2, 4, 24, 28, generator=g)
+    target[1, 3] = float("nan")                # no GT: must not leak in
+    mask = torch.tensor([[True, False, True, False], [False, True, False, False]])
+    expected = [1 - structural_similarity(pred[b, k].numpy(), target[b, k].numpy(), data_range=2.0,
+                                          gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+                for b, k in ((0, 0), (0, 2), (1, 1))]
+    assert float(partial_ssim_loss(pred, target, mask)) == pytest.approx(np.mean(expected), rel=1e-4)
+    assert float(partial_ssim_loss(target.nan_to_num(), target.nan_to_num(), mask)) == pytest.approx(0.0, abs=1e-6)
+    leaf = pred.clone().requires_grad_()
+    partial_ssim_loss(leaf, target, mask).backward()
+    assert float(leaf.grad[1, 3].abs().sum()) == 0.0 and float(leaf.grad[0, 0].abs().sum()) > 0.0
 
 
 def test_missing_organelles_get_zero_gradient_everywhere():

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 
 CURVES = "train_curves.png"
-_LOSS_TERMS = {"total": "total", "rec": "L1 term (weighted)", "codebook": "codebook", "gan_g": "GAN (generator)",
-               "gan_d": "GAN (discriminator)"}
+_LOSS_TERMS = {"total": "total", "rec": "L1 term (weighted)", "pcc": "1 - PCC term", "ssim": "1 - SSIM term",
+               "codebook": "codebook", "gan_g": "GAN (generator)", "gan_d": "GAN (discriminator)"}
 log = logging.getLogger(__name__)
 
 

@@ -24,6 +24,8 @@ def _f(default, help: str, **extra):
 class LossConfig:
     l1_weight: float = _f(100.0, "weight of the (partial, weighted) L1 term; pix2pix's lambda_L1")
     weighted_l1: bool = _f(True, "L1 weight 1 inside [p2, p99.8] of the target and 0.1 outside (else plain L1)")
+    pcc_weight: float = _f(0.0, "weight of the partial 1 - Pearson r term per crop (the RUNet team's PCC loss); 0 = off")
+    ssim_weight: float = _f(0.0, "weight of the partial 1 - SSIM term per crop (the RUNet team's SSIM loss); 0 = off")
     codebook_weight: float = _f(1.0, "weight of the codebook loss (VQGAN only)")
     gan_weight: float = _f(1.0, "weight of the PatchGAN term; 0 = no discriminator at all")
     gan_mode: str = _f("vanilla", "GAN loss", choices=("vanilla", "lsgan", "hinge"))

@@ -3,7 +3,9 @@
 The two families differ in their generator and its extra loss only (pix2pix: a multi-decoder
 ResNet; VQGAN: an encoder-quantiser-decoder with a codebook loss); everything else is one loop:
 
-    G step:  L_G = l1_weight * partial weighted L1 + codebook_weight * codebook
+    G step:  L_G = l1_weight * partial weighted L1 [+ pcc_weight * partial (1 - PCC)]
+                   [+ ssim_weight * partial (1 - SSIM)]
+                   + codebook_weight * codebook
                    + w * GAN_G                     (after disc_start; w fixed or adaptive)
     D step:  L_D = sum over organelles k with GT of PatchGAN_k's loss (after disc_start)
 
@@ -56,7 +58,7 @@ from .checkpointing import (
 from .curves import plot_curves
 from .dataset import INPUT_NORM, ImageCache, ImageSource, load_fovs, read_exclusion_list, split_by_study
 from .loader import BatchLoader
-from .losses import DiscriminatorObjective, generator_objective, partial_l1
+from .losses import DiscriminatorObjective, generator_objective, partial_l1, partial_pcc_loss, partial_ssim_loss
 from .run_config import LossConfig, TrainConfig
 from .run_guard import guard_resume, guard_run_folder
 from .sampler import BalancedSampler, SamplerConfig
@@ -337,15 +339,26 @@ def _train_step(run: _Run, batch) -> dict[str, torch.Tensor]:
         fake, codebook, stats = run.forward(batch.inputs)
     fake = fake.float()
     rec = lc.l1_weight * partial_l1(fake, batch.targets, batch.mask, weighted=lc.weighted_l1)
+    pcc = partial_pcc_loss(fake, batch.targets, batch.mask) if lc.pcc_weight else None
+    ssim = partial_ssim_loss(fake, batch.targets, batch.mask) if lc.ssim_weight else None
+    pixel = rec
+    if pcc is not None:
+        pixel = pixel + lc.pcc_weight * pcc
+    if ssim is not None:
+        pixel = pixel + lc.ssim_weight * ssim
     g_gan = None
     if gan_on:
         run.disc.requires_grad_(False)       # G step: no gradient into the discriminators
         with run.autocast():
             g_gan = run.disc.generator_term(batch.inputs, fake, batch.mask).float()
-    total, weight = generator_objective(rec, codebook.float(), g_gan, run.family.last_layer(run.generator),
+    total, weight = generator_objective(pixel, codebook.float(), g_gan, run.family.last_layer(run.generator),
                                         codebook_weight=lc.codebook_weight, disc_weight=lc.gan_weight,
                                         adaptive=lc.adaptive_gan)
     logs = {"rec": rec.detach(), "codebook": codebook.detach().float()}
+    if pcc is not None:
+        logs["pcc"] = pcc.detach()
+    if ssim is not None:
+        logs["ssim"] = ssim.detach()
     if gan_on:
         run.disc.requires_grad_(True)
         logs.update(gan_g=g_gan.detach(), gan_weight=weight.detach())
@@ -398,7 +411,7 @@ def _validate(run: _Run) -> dict | None:
     return metrics
 
 
-_LOGGED = ("total", "rec", "codebook", "gan_g", "gan_d", "gan_weight", "perplexity", "usage")
+_LOGGED = ("total", "rec", "pcc", "ssim", "codebook", "gan_g", "gan_d", "gan_weight", "perplexity", "usage")
 
 
 def _loop(run: _Run) -> RunResult:
