@@ -29,20 +29,31 @@ def percentile_weights(target: torch.Tensor, inside: float = INSIDE_WEIGHT,
     return torch.where(within, torch.full_like(target, inside), torch.full_like(target, outside))
 
 
-def partial_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *,
-               weighted: bool = True) -> torch.Tensor:
-    """Mean over the (sample, organelle) pairs that have GT of their pixel-mean weighted L1.
-
-    pred, target: [B, K, H, W]; mask: [B, K] bool. Pairs without GT are indexed away (not
-    multiplied by zero), so a NaN or garbage placeholder in their target cannot leak in either.
-    Returns 0 (with a graph) when nothing in the batch has GT.
-    """
+def _labelled_pairs(pred: torch.Tensor, target: torch.Tensor,
+                    mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The (sample, organelle) pairs that have GT, as float [N, H, W] predictions and targets, or
+    None when the batch has none. pred, target: [B, K, H, W]; mask: [B, K] bool. Pairs without
+    GT are indexed away (not multiplied by zero), so a NaN or garbage placeholder in their
+    target cannot leak into any partial loss."""
     if pred.shape != target.shape or mask.shape != pred.shape[:2]:
         raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, target {tuple(target.shape)}, "
                          f"mask {tuple(mask.shape)}")
     if not bool(mask.any()):
+        return None
+    return pred[mask].float(), target[mask].float()
+
+
+def partial_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *,
+               weighted: bool = True) -> torch.Tensor:
+    """Mean over the (sample, organelle) pairs that have GT of their pixel-mean weighted L1.
+
+    pred, target: [B, K, H, W]; mask: [B, K] bool (pairs without GT are indexed away, see
+    _labelled_pairs). Returns 0 (with a graph) when nothing in the batch has GT.
+    """
+    pairs = _labelled_pairs(pred, target, mask)
+    if pairs is None:
         return pred.sum() * 0.0
-    p, t = pred[mask].float(), target[mask].float()          # [N, H, W]
+    p, t = pairs
     error = (p - t).abs()
     if weighted:
         error = error * percentile_weights(t)
@@ -63,12 +74,10 @@ def partial_pcc_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 
     pred, target: [B, K, H, W]; mask: [B, K] bool. Returns 0 (with a graph) when no pair counts.
     """
-    if pred.shape != target.shape or mask.shape != pred.shape[:2]:
-        raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, target {tuple(target.shape)}, "
-                         f"mask {tuple(mask.shape)}")
-    if not bool(mask.any()):
+    pairs = _labelled_pairs(pred, target, mask)
+    if pairs is None:
         return pred.sum() * 0.0
-    p, t = pred[mask].float().flatten(1), target[mask].float().flatten(1)     # [N, H*W]
+    p, t = pairs[0].flatten(1), pairs[1].flatten(1)                            # [N, H*W]
     structured = t.std(dim=1) > FLAT_TARGET_STD
     if not bool(structured.any()):
         return pred.sum() * 0.0
@@ -101,12 +110,10 @@ def partial_ssim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     pred, target: [B, K, H, W] with H, W > 10; mask: [B, K] bool. Returns 0 (with a graph) when
     nothing in the batch has GT.
     """
-    if pred.shape != target.shape or mask.shape != pred.shape[:2]:
-        raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, target {tuple(target.shape)}, "
-                         f"mask {tuple(mask.shape)}")
-    if not bool(mask.any()):
+    pairs = _labelled_pairs(pred, target, mask)
+    if pairs is None:
         return pred.sum() * 0.0
-    p, t = pred[mask].float().unsqueeze(1), target[mask].float().unsqueeze(1)   # [N, 1, H, W]
+    p, t = pairs[0].unsqueeze(1), pairs[1].unsqueeze(1)                        # [N, 1, H, W]
     c1, c2 = (0.01 * TARGET_RANGE) ** 2, (0.03 * TARGET_RANGE) ** 2
     mp, mt = _gaussian_blur(p), _gaussian_blur(t)
     vp = _gaussian_blur(p * p) - mp * mp
