@@ -11,8 +11,11 @@ shipped checkpoints use: their kernel overlaps unevenly, so one output pixel in 
 taps and the others two or one, a period-2 and (after both) period-4 pattern in model pixels, the
 checkerboard the defect scan finds in PC actin and DIC mitochondria. "resize" is nearest ×2 then a
 reflection-padded 3×3 conv (Odena et al. 2016, "Deconvolution and checkerboard artifacts"), where
-every output pixel sees the same taps. `resize_state_from_transpose` turns the one into the other
-for a warm start.
+every output pixel sees the same taps. Nearest ×2 still leaves 2×2 blocks whose borders one 3×3
+conv does not hide: on the development set the resize models kept a weak period-2/4 pattern in the
+edge spectrum. "bilinear" is a bilinear ×2 (half-pixel centres) then the same conv: a linear ramp
+stays a linear ramp, so neither blocks nor parities exist. "resize" and "bilinear" share one state
+layout; `resize_state_from_transpose` turns a "transpose" state into it for a warm start.
 
 Size: H and W must be multiples of 4 (`size_divisor`): two stride-2 convs, then upsamplings that
 exactly double, so other sizes would come back a pixel short. Reflection padding also needs
@@ -29,7 +32,7 @@ from models.norms import conv_bias, make_norm
 from models.presets import from_preset
 from models.shapes import check_input
 
-UPSAMPLING = ("transpose", "resize")
+UPSAMPLING = ("transpose", "resize", "bilinear")
 
 _PRESETS: dict[str, dict] = {
     "tiny": dict(ngf=8, n_blocks=2),        # ~68k params: CPU tests
@@ -47,7 +50,7 @@ class Pix2PixConfig:
     decoder_blocks: int = 0       # extra residual blocks at the start of each decoder
     norm: str = "instance"        # "instance" | "batch" | "none"
     dropout: float = 0.0          # inside residual blocks (pix2pix's use_dropout gives 0.5)
-    upsample: str = "transpose"   # "transpose" | "resize" (see the module docstring)
+    upsample: str = "transpose"   # "transpose" | "resize" | "bilinear" (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLING:
@@ -105,7 +108,9 @@ def _decoder(cfg: Pix2PixConfig) -> nn.Sequential:
         if cfg.upsample == "transpose":
             up: nn.Module = nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)
         else:
-            up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+            scale = (nn.Upsample(scale_factor=2, mode="nearest") if cfg.upsample == "resize"
+                     else nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+            up = nn.Sequential(scale, nn.ReflectionPad2d(1),
                                nn.Conv2d(ch, ch // 2, 3, bias=bias))
         layers += [up, make_norm(cfg.norm, ch // 2), nn.ReLU(inplace=True)]
         ch //= 2
@@ -143,7 +148,7 @@ def resize_state_from_transpose(state: dict[str, torch.Tensor], config: Pix2PixC
     swapped kernel; each tap lands on exactly one of the four output parities, so the parities'
     mean response is the sum of the taps over 4. After a nearest ×2 every tap sees the input, hence
     the factor 1/4. Exact only for smooth inputs; the point is a warm start, not an equivalence."""
-    layout = Pix2PixGenerator(Pix2PixConfig(**{**config.__dict__, "upsample": "resize"}))
+    layout = Pix2PixGenerator(Pix2PixConfig(**{**config.__dict__, "upsample": "resize"}))   # bilinear: same keys
     target = layout.state_dict()
     out = {}
     for key, value in state.items():

@@ -23,7 +23,7 @@ from bioimageio.core import test_model as bioimageio_test_model  # noqa: E402  (
 from ruyaml import YAML  # noqa: E402  (bioimageio.spec's YAML library)
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-SMALLEST = "p2p_bf_small"   # the smallest file and the quickest bioimage.io test (8 to 35 s here)
+SMALLEST = "p2p_bf_bilinear_structure_small"   # a smallest file (4.5 MB), the quickest bioimage.io test (8 to 35 s here)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 from transposed convs (training/convert_upsampling.py).
 
 A stride-2 3×3 transposed conv gives one output pixel in four one tap per axis and the others two
-(the checkerboard); a nearest ×2 and a 3×3 conv give every pixel all nine.
+(the checkerboard); a nearest ×2 and a 3×3 conv give every pixel all nine, but its 2×2 blocks still
+bend a smooth ramp into steps; a bilinear ×2 and the same conv keep the ramp straight.
 """
 from __future__ import annotations
 
@@ -34,6 +35,25 @@ def test_resize_upsampling_has_no_parity_pattern_and_transpose_has_one():
     assert max(parity_means) - min(parity_means) > 1e-3       # the checkerboard
 
 
+def _ramp_step_phases(upsample: str) -> tuple[list[float], float]:
+    """The decoder's response to features that rise linearly along x: the mean first difference
+    at each output phase mod 4 (the two ×2 upsamplings' period) and the mean |difference|."""
+    torch.manual_seed(0)
+    model = Pix2PixGenerator(Pix2PixConfig.preset("tiny", upsample=upsample, norm="none")).eval()
+    ramp = torch.linspace(0, 0.5, 16).view(1, 1, 1, 16).expand(1, model.config.ngf * 4, 16, 16)
+    with torch.no_grad():
+        out = model.decoders[0](ramp.contiguous())[0, 0, 16:-16, 16:-16]   # away from the padding
+    steps = out[:, 1:] - out[:, :-1]
+    return [float(steps[:, phase::4].mean()) for phase in range(4)], float(steps.abs().mean())
+
+
+def test_bilinear_upsampling_keeps_a_ramp_straight_where_nearest_leaves_steps():
+    bilinear, scale = _ramp_step_phases("bilinear")
+    assert max(bilinear) - min(bilinear) < 0.05 * scale        # the same step at every phase
+    nearest, scale = _ramp_step_phases("resize")
+    assert max(nearest) - min(nearest) > 1.0 * scale           # the 2×2 blocks' staircase
+
+
 def test_the_conversion_keeps_the_parities_mean_response_to_a_flat_input():
     torch.manual_seed(1)
     up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1, bias=False)
@@ -59,8 +79,10 @@ def test_a_converted_state_loads_strictly_into_a_resize_generator():
     with pytest.raises(KeyError, match="missing"):
         resize_state_from_transpose({k: v for k, v in source.state_dict().items() if "decoders.1" not in k},
                                     source.config)
+    bilinear = Pix2PixGenerator(Pix2PixConfig.preset("tiny", out_channels=2, upsample="bilinear"))
+    bilinear.load_state_dict(state)                  # the same layout as "resize"
     with pytest.raises(ValueError, match="upsample"):
-        Pix2PixConfig.preset("tiny", upsample="bilinear")
+        Pix2PixConfig.preset("tiny", upsample="bicubic")
 
 
 def _shipped_like(tmp_path, arch_model, arch: str):
@@ -86,14 +108,21 @@ def test_the_command_writes_a_resize_checkpoint_and_refuses_others(tmp_path, cap
     assert main(["--source", str(vq), "--out", str(tmp_path / "no.pt")]) == 2
     assert "not a pix2pix with transposed-conv upsampling" in capsys.readouterr().err
     assert main(["--source", str(tmp_path / "converted.pt"), "--out", str(tmp_path / "again.pt")]) == 2
+    assert main(["--source", str(source), "--out", str(tmp_path / "bilinear.pt"), "--upsample", "bilinear"]) == 0
+    bilinear = load_checkpoint(tmp_path / "bilinear.pt")
+    assert bilinear.spec.config["upsample"] == "bilinear" and "bilinear convs" in bilinear.spec.note
+    torch.testing.assert_close(bilinear.model.state_dict(), loaded.model.state_dict(), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="upsample"):
+        convert(source, tmp_path / "no.pt", upsample="transpose")
 
 
-def test_resize_upsampling_exports_to_onnx_within_1e_4():
+@pytest.mark.parametrize("upsample", ["resize", "bilinear"])
+def test_resize_upsampling_exports_to_onnx_within_1e_4(upsample):
     ort = pytest.importorskip("onnxruntime")
     from inference.onnx_backend import export_onnx
 
     torch.manual_seed(3)
-    model = Pix2PixGenerator(Pix2PixConfig.preset("tiny", upsample="resize")).eval()
+    model = Pix2PixGenerator(Pix2PixConfig.preset("tiny", upsample=upsample)).eval()
     session = ort.InferenceSession(export_onnx(model, 1, 64), providers=["CPUExecutionProvider"])
     for shape in [(2, 1, 64, 64), (1, 1, 96, 128)]:
         x = torch.randn(*shape)

@@ -1,4 +1,4 @@
-"""python -m benchmarks.real [--weights DIR] [--steps N] [--seed S] [--work DIR] [--tta MODE] [--pictures PNG]
+"""python -m benchmarks.real [--weights DIR] [--steps N] [--seed S] [--work DIR] [--tta MODE] [--pictures PNG] [--crop-only]
 
 Two tables on the real images of ../shared/real (read its README):
 1. zero-shot: the shipped weights' nucleus on every slice of the ISL phase-contrast stack (against
@@ -10,6 +10,8 @@ Two tables on the real images of ../shared/real (read its README):
 2. learnability: pix2pix small trained on the left three quarters of the ISL field, from scratch
    and warm-started from the shipped PC pix2pix at the same step budget, scored on the right
    quarter beside the baselines and the shipped weights' zero-shot prediction of that quarter.
+`--crop-only` reads only the crop (table 1 without the ISL field): the check for a change of
+bright-field routes, whose output on the ISL phase-contrast field cannot differ.
 Exit 0, or 1 with one line when ../shared/real is absent. Writes WORK/summary.json, and with
 --pictures PNG the zero-shot predictions to look at (benchmarks/real/pictures.py).
 """
@@ -80,16 +82,17 @@ def run(args) -> dict:
     manifest = Manifest.load(args.weights / "manifest.json")
     store = ModelStore(manifest, device=settings.torch_device())
     start = time.perf_counter()
-    isl, crop = data.isl(), data.lmc_crop()
-    results = [zero_shot(isl, manifest, store, settings), zero_shot(crop, manifest, store, settings)]
+    pairs = [data.lmc_crop()] if args.crop_only else [data.isl(), data.lmc_crop()]
+    results = [zero_shot(pair, manifest, store, settings) for pair in pairs]
     results += [zero_shot(data.lmc_crop(p), manifest, store, settings) for p in LMC_SENSITIVITY_UM]
-    out = {"tta": args.tta, "zero_shot": [{k: v for k, v in r.items() if k != "predictions"} for r in results],
-           "isl_regions": zero_shot_regions(results[0], data.isl, data.ISL_REGIONS)}
+    out = {"tta": args.tta, "zero_shot": [{k: v for k, v in r.items() if k != "predictions"} for r in results]}
+    if not args.crop_only:
+        out["isl_regions"] = zero_shot_regions(results[0], data.isl, data.ISL_REGIONS)
     if args.pictures is not None:
         from .pictures import write_zero_shot_pictures
-        out["pictures"] = str(write_zero_shot_pictures(results[:2], [isl, crop], args.pictures))
+        out["pictures"] = str(write_zero_shot_pictures(results[:len(pairs)], pairs, args.pictures))
 
-    if not args.skip_learnability:
+    if not (args.skip_learnability or args.crop_only):
         recipe = Recipe(steps=args.steps, seed=args.seed)
         right = slice(data.ISL_SPLIT_COLUMN, None)
         test = data.isl(right)
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="training steps of each learnability run")
     parser.add_argument("--seed", type=int, default=0, help="seed of both learnability runs")
     parser.add_argument("--skip-learnability", action="store_true", help="only the zero-shot table")
+    parser.add_argument("--crop-only", action="store_true",
+                        help="only the Light My Cells BF crop (no ISL field, no learnability)")
     parser.add_argument("--pictures", type=Path, default=None,
                         help="also write the zero-shot predictions beside TL and target to this PNG")
     args = parser.parse_args(argv)
@@ -129,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     out = run(args)
     print("zero-shot, nucleus (the pixel sizes are assumptions; see benchmarks/real/data.py):")
     print(zero_shot_table(out["zero_shot"]))
-    print("\nthe ISL field by region (decide on the development part, report the other):")
-    print(zero_shot_table(out["isl_regions"]))
+    if "isl_regions" in out:
+        print("\nthe ISL field by region (decide on the development part, report the other):")
+        print(zero_shot_table(out["isl_regions"]))
     if "learnability" in out:
         print("\nlearnability, nucleus on the ISL field's right quarter (never trained on):")
         print(learnability_table(out["learnability"]))
