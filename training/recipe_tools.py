@@ -2,7 +2,7 @@
 
     python -m training.recipe_tools --remove --path DIR
     python -m training.recipe_tools --keep-studies-with --source DIR --into DIR --organelle actin
-    python -m training.recipe_tools --copy-folder --source DIR --to DIR
+    python -m training.recipe_tools --copy-folder --source DIR --to DIR [--reroute 'BF:tubulin,BF:actin=p2p_bf_small']
     python -m training.recipe_tools --clear-weights --weights DIR
 
 (flags, not subcommands, so a recipe writes each as one args table: { remove = true, path = ... }).
@@ -16,7 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from models.registry import read_partial_manifest, write_manifest
 from preprocessing.ome_io import ORGANELLE_FILE_NAMES
+
+from .export import MANIFEST, parse_routes
 
 
 def keep_studies_with(source: Path, into: Path, organelle: str) -> list[str]:
@@ -36,6 +39,29 @@ def keep_studies_with(source: Path, into: Path, organelle: str) -> list[str]:
     return moved
 
 
+def reroute(weights: Path, assignments: list[str]) -> None:
+    """'PAIRS=CHECKPOINT' each ('BF:tubulin,BF:actin=p2p_bf_small'): in weights/manifest.json those
+    pairs now use that checkpoint alone; checkpoints no route uses any more leave the manifest.
+    For copies of the weights whose other routes are cheap, so that one organelle's route can be
+    read in minutes (predictions of one organelle do not depend on another's route). ValueError
+    naming the assignment if it is malformed or the checkpoint is not in the manifest."""
+    path = weights / MANIFEST
+    data = read_partial_manifest(path)
+    for text in assignments:
+        pairs, sep, name = text.rpartition("=")
+        if not sep or name not in data["checkpoints"]:
+            raise ValueError(f"--reroute {text!r}: expected PAIRS=CHECKPOINT with a checkpoint of {path}")
+        try:
+            targets = parse_routes([pairs])
+        except ValueError as exc:
+            raise ValueError(f"--reroute {text!r}: {exc}") from None
+        for modality, organelle in targets:
+            data["routes"].setdefault(modality, {})[organelle] = [name]
+    used = {n for by_o in data["routes"].values() for names in by_o.values() for n in names}
+    write_manifest(path, {n: e["file"] for n, e in data["checkpoints"].items() if n in used},
+                   data["routes"], fallback_modality=data["fallback_modality"])
+
+
 def clear_weights(weights: Path) -> None:
     """An export from scratch: the manifest and every checkpoint go (other files stay)."""
     for path in [weights / "manifest.json", *weights.glob("*.pt")]:
@@ -50,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("path", "source", "into", "to", "weights"):
         parser.add_argument(f"--{name}", type=Path)
     parser.add_argument("--organelle", choices=tuple(ORGANELLE_FILE_NAMES))
+    parser.add_argument("--reroute", action="append", default=[], metavar="PAIRS=CHECKPOINT",
+                        help="with --copy-folder: route these pairs of the copy to that checkpoint")
     args = parser.parse_args(argv)
     needs = {"remove": ("path",), "keep_studies_with": ("source", "into", "organelle"),
              "copy_folder": ("source", "to"), "clear_weights": ("weights",)}
@@ -68,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         shutil.rmtree(args.to, ignore_errors=True)
         shutil.copytree(args.source, args.to)
+        try:
+            if args.reroute:
+                reroute(args.to, args.reroute)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     else:
         clear_weights(args.weights)
     return 0
