@@ -32,3 +32,4 @@ def test_a_bad_reroute_is_one_line_naming_it(tmp_path, capsys):
         assert main(["--copy-folder", "--source", str(WEIGHTS), "--to", str(tmp_path / "c"),
                      "--reroute", bad]) == 1
         assert bad in capsys.readouterr().err
+        assert not (tmp_path / "c").exists()               # no copy that looks like the asked one

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.reroute:
                 reroute(args.to, args.reroute)
-        except ValueError as exc:
+        except ValueError as exc:     # no half-made copy that could be mistaken for the asked one
+            shutil.rmtree(args.to, ignore_errors=True)
             print(f"error: {exc}", file=sys.stderr)
             return 1
     else:
