@@ -101,15 +101,22 @@ def export_run(run: str | Path, name: str, weights: str | Path, *, routes: list[
             names.append(name)
     if fallback_modality:
         data["fallback_modality"] = fallback_modality
+    return weights / file, write_routes(manifest_path, data, keep=name)
+
+
+def write_routes(manifest_path: Path, data: dict, keep: str | None = None) -> list[str]:
+    """Write `data` (read_partial_manifest's layout, routes edited) to `manifest_path`; returns the
+    pairs still missing. Checkpoints no route uses leave it (except `keep`, just exported). Once
+    every pair resolves it is validated, hashes included, before it replaces the old one."""
     used = {n for by_o in data["routes"].values() for names in by_o.values() for n in names}
-    data["checkpoints"] = {n: e for n, e in data["checkpoints"].items() if n in used or n == name}
+    data["checkpoints"] = {n: e for n, e in data["checkpoints"].items() if n in used or n == keep}
     missing = missing_pairs(data["routes"])
     if missing:
         write_json(manifest_path, data)
-    else:   # validates the manifest, hashes included, before it replaces the old one
+    else:
         write_manifest(manifest_path, {n: e["file"] for n, e in data["checkpoints"].items()},
                        data["routes"], fallback_modality=data["fallback_modality"])
-    return weights / file, missing
+    return missing
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,10 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from models.registry import read_partial_manifest, write_manifest
+from models.registry import read_partial_manifest
 from preprocessing.ome_io import ORGANELLE_FILE_NAMES
 
-from .export import MANIFEST, parse_routes
+from .export import MANIFEST, parse_routes, write_routes
 
 
 def keep_studies_with(source: Path, into: Path, organelle: str) -> list[str]:
@@ -57,9 +57,7 @@ def reroute(weights: Path, assignments: list[str]) -> None:
             raise ValueError(f"--reroute {text!r}: {exc}") from None
         for modality, organelle in targets:
             data["routes"].setdefault(modality, {})[organelle] = [name]
-    used = {n for by_o in data["routes"].values() for names in by_o.values() for n in names}
-    write_manifest(path, {n: e["file"] for n, e in data["checkpoints"].items() if n in used},
-                   data["routes"], fallback_modality=data["fallback_modality"])
+    write_routes(path, data)
 
 
 def clear_weights(weights: Path) -> None:
