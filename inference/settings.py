@@ -4,13 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TTA_MODES = ("none", "rot4", "d4")
-BLEND_MODES = ("gaussian", "constant")
+BLEND_MODES = ("gaussian-border", "gaussian", "constant")
 
 
 @dataclass
 class InferenceSettings:
     overlap: float = 0.25          # fraction of a window shared with its neighbour
-    blend: str = "gaussian"        # "gaussian" | "constant"
+    # "gaussian" (MONAI's map everywhere), "gaussian-border" (flat toward the image border: no
+    # border seams, but not the default, README "Measured") or "constant"
+    # (inference/sliding_window.py).
+    blend: str = "gaussian"
     tta: str = "rot4"              # "none" | "rot4" (4 rotations) | "d4" (rotations x flips)
     batch_size: int = 8            # forward samples (windows x augmentations) per model call
     device: str | None = None      # where models run; None = CUDA when available

@@ -80,6 +80,9 @@ def test_every_image_was_predicted_once_by_process_py(bench, weights_dir):  # no
     assert again.root == run.root and again.seconds == run.seconds
     other = predict_set(inputs[:1], work / "predictions", weights_dir, "none", progress=False)
     assert other.root != run.root   # other settings, other predictions
+    mean = predict_set(inputs[:1], work / "predictions", weights_dir, "rot4", progress=False, blend="constant")
+    assert mean.root not in (run.root, other.root)
+    assert json.loads((mean.root / "run.json").read_text())["blend"] == "constant"
 
 
 def test_a_sibling_sets_predictions_are_lent_not_redone(bench, weights_dir, tmp_path):  # noqa: F811

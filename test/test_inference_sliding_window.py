@@ -1,11 +1,19 @@
-"""Sliding windows + blending + TTA: exact stitching with trivial predictors, MONAI parity."""
+"""Sliding windows + blending + TTA: exact stitching with trivial predictors, MONAI parity, no seams
+along image borders."""
 import numpy as np
 import pytest
 import torch
 from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers import sliding_window_inference
 
-from inference.sliding_window import importance_map, reflect_pad, sliding_window_predict, tile_geometry, window_starts
+from inference.sliding_window import (
+    importance_map,
+    reflect_pad,
+    sliding_window_predict,
+    tile_geometry,
+    window_flush,
+    window_starts,
+)
 from inference.tta import transforms
 
 SHAPES = [(64, 64), (48, 80), (33, 41), (10, 10), (7, 90), (1, 5)]   # square, non-square, odd, < window
@@ -23,7 +31,7 @@ def _small_net(seed=0, out_channels=3):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("tta", ["none", "rot4", "d4"])
-@pytest.mark.parametrize("blend", ["gaussian", "constant"])
+@pytest.mark.parametrize("blend", ["gaussian-border", "gaussian", "constant"])
 def test_trivial_predictors_stitch_exactly(shape, tta, blend):
     x = _image(shape)
     for fn, expected in [(lambda t: t, x), (lambda t: t * 2, x * 2), (lambda t: t + 1, x + 1)]:
@@ -53,6 +61,47 @@ def test_importance_map_matches_monai():
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-7)
         assert float(ours.min()) >= 1e-3
     assert torch.equal(importance_map((8, 5), "constant"), torch.ones(8, 5))
+
+
+def test_border_map_is_flat_toward_the_flush_sides_only():
+    window = (40, 30)
+    gaussian = importance_map(window, "gaussian")
+    assert torch.equal(importance_map(window, "gaussian-border"), gaussian)   # an interior window
+    top_left = importance_map(window, "gaussian-border", flush=(True, False, True, False))
+    # Above and left of the centre: flat; below and right: the plain Gaussian.
+    assert torch.equal(top_left[:20, :15], torch.ones(20, 15))
+    assert torch.equal(top_left[20:, 15:], gaussian[20:, 15:])
+    assert float(top_left.min()) == float(gaussian.min())     # the same floor for far corners
+    assert torch.equal(importance_map(window, "gaussian-border", flush=(True,) * 4), torch.ones(window))
+    assert window_flush(0, 5, (10, 10), (10, 30)) == (True, True, False, False)
+    assert window_flush(3, 20, (10, 10), (13, 30)) == (False, True, False, True)
+
+
+class _WindowCounter:
+    """Predicts one constant per window, its call number (batch 1, no TTA: one call per window)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, t):
+        self.calls += 1
+        return torch.full_like(t, float(self.calls))
+
+
+def test_gaussian_border_has_no_seam_along_the_image_border():
+    """Two windows (starts 0 and 1 on a 33-wide image) predicting 1 and 2. With MONAI's Gaussian
+    the rows along the top border are floored to equal weights for both windows, so their first
+    row jumps from 1 to 1.5 where the second window begins; flat toward the border, the blend
+    moves smoothly from the first window to the second in every row."""
+    image = torch.zeros(1, 1, 32, 33)
+    runs = {blend: sliding_window_predict(image, _WindowCounter(), window=32, overlap=0.25, blend=blend,
+                                          batch_size=1)[0, 0] for blend in ("gaussian", "gaussian-border")}
+    assert float(runs["gaussian"][0, 1] - runs["gaussian"][0, 0]) > 0.3
+    border = runs["gaussian-border"]
+    steps = border[:, 1:] - border[:, :-1]
+    assert float(steps[:, 0].max()) < 1.01e-3         # no jump where the second window begins
+    assert bool((steps >= -1e-6).all())                # monotone from window 1 to window 2
+    torch.testing.assert_close(border[0], border[16])  # the border row blends like the middle one
 
 
 def test_reflect_pad_larger_than_image_matches_numpy():

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from inference.settings import TTA_MODES, InferenceSettings
+from inference.settings import BLEND_MODES, TTA_MODES, InferenceSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("data/benchmark"), help="where sets and predictions live")
     parser.add_argument("--weights", type=Path, default=Path("weights"), help="folder with manifest.json")
     parser.add_argument("--tta", choices=TTA_MODES, default=InferenceSettings().tta)
+    parser.add_argument("--blend", choices=BLEND_MODES, default=InferenceSettings().blend,
+                        help="process.py's window blending")
     parser.add_argument("--workers", type=int, default=2, help="scoring processes")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                                              f"commit {result['commit']})", args.markdown))
         return 0
     options = BenchmarkOptions(args.set_name, args.work, args.weights, args.tta, args.workers,
-                               args.resamples, not args.quiet, args.modality)
+                               args.resamples, not args.quiet, args.modality, args.blend)
     from metrics.strict import EvaluationStopped
 
     try:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.settings import InferenceSettings
 from preprocessing.atomic_write import write_json
 from preprocessing.layout import OUTPUT_SUBDIRS
 
@@ -50,10 +51,11 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def run_fingerprint(weights: Path, tta: str) -> str:
+def run_fingerprint(weights: Path, tta: str, blend: str = InferenceSettings().blend) -> str:
     digest = hashlib.sha256()
     digest.update((Path(weights) / "manifest.json").read_bytes())  # holds every checkpoint's sha256
     digest.update(f"tta={tta}".encode())
+    digest.update(f"blend={blend}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -61,16 +63,16 @@ def has_outputs(root: Path, name: str) -> bool:
     return all((root / sub / name).is_file() for sub in OUTPUT_SUBDIRS.values())
 
 
-def _run_one(process, path: Path, out: Path, weights: Path, tta: str) -> tuple[int, float]:
+def _run_one(process, path: Path, out: Path, weights: Path, tta: str, blend: str) -> tuple[int, float]:
     with tempfile.TemporaryDirectory(prefix="lmc_bench_in_") as tmp:
         os.link(path, Path(tmp) / path.name)
         start = time.perf_counter()
         code = process.main(["--input", tmp, "--output", str(out), "--weights", str(weights),
-                             "--tta", tta, "--quiet"])
+                             "--tta", tta, "--blend", blend, "--quiet"])
         return code, time.perf_counter() - start
 
 
-def still_valid(process, root: Path, inputs: list[Path], weights: Path, tta: str) -> bool:
+def still_valid(process, root: Path, inputs: list[Path], weights: Path, tta: str, blend: str) -> bool:
     """Re-predict one stored image per modality with the current code; True if all pixels agree."""
     import numpy as np
     import tifffile
@@ -83,7 +85,7 @@ def still_valid(process, root: Path, inputs: list[Path], weights: Path, tta: str
         by_modality.setdefault(read_ome_tiff(path).modality, path)
     with tempfile.TemporaryDirectory(prefix="lmc_bench_check_") as tmp:
         for path in by_modality.values():
-            code, _ = _run_one(process, path, Path(tmp), weights, tta)
+            code, _ = _run_one(process, path, Path(tmp), weights, tta, blend)
             if code != 0:
                 return False
             for sub in OUTPUT_SUBDIRS.values():
@@ -116,24 +118,24 @@ def adopt(root: Path, inputs: list[Path], other_work: Path, code: str) -> int:
 
 
 def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progress: bool = True,
-                adopt_from: Sequence[Path] = ()) -> PredictionRun:
+                adopt_from: Sequence[Path] = (), blend: str = InferenceSettings().blend) -> PredictionRun:
     """Run process.py on every TL file of `inputs` that has no four outputs yet (taking those that
     `adopt_from`, other runs' predictions folders of the same plan, already hold)."""
     import process  # the container's entry point, exactly as the platform runs it
 
-    fingerprint = run_fingerprint(weights, tta)
+    fingerprint = run_fingerprint(weights, tta, blend)
     root = Path(work) / fingerprint
     code = code_fingerprint()
     run_path, timing_path = root / "run.json", root / "seconds.json"
     known = json.loads(run_path.read_text())["code"] if run_path.is_file() else []
     if known and code not in known:
-        if still_valid(process, root, inputs, weights, tta):
+        if still_valid(process, root, inputs, weights, tta, blend):
             known.append(code)
         else:   # the container now predicts otherwise: nothing stored can be kept
             shutil.rmtree(root)
             known = []
     root.mkdir(parents=True, exist_ok=True)
-    write_json(run_path, {"weights": str(weights), "tta": tta, "fingerprint": fingerprint,
+    write_json(run_path, {"weights": str(weights), "tta": tta, "blend": blend, "fingerprint": fingerprint,
                           "code": known or [code]})
     for other in adopt_from:
         adopt(root, inputs, Path(other), code)
@@ -146,7 +148,7 @@ def predict_set(inputs: list[Path], work: Path, weights: Path, tta: str, progres
     quiet_process.setLevel(logging.WARNING)   # one bar here instead of a line per image
     try:
         for path in tqdm(todo, desc="predicting (process.py)", unit="image", disable=not progress):
-            status, elapsed = _run_one(process, path, root, weights, tta)
+            status, elapsed = _run_one(process, path, root, weights, tta, blend)
             if status != 0 or not has_outputs(root, path.name):
                 failed.append(path.name)
                 continue

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.settings import InferenceSettings
 from preprocessing.atomic_write import write_json
 from preprocessing.layout import INPUT_SUBDIR, index_studies
 
@@ -43,6 +44,7 @@ class BenchmarkOptions:
     resamples: int = 2000
     progress: bool = True
     modality: str | None = None     # only this modality's studies of the set
+    blend: str = InferenceSettings().blend   # process.py --blend
 
 
 def folder_name(set_name: str, modality: str | None = None) -> str:
@@ -110,7 +112,8 @@ def run_benchmark(options: BenchmarkOptions) -> dict:
     # first lends the others its predictions (same weights, settings and code).
     predictions = predict_set(inputs, work / name / "predictions", Path(options.weights),
                               options.tta, options.progress,
-                              adopt_from=sibling_predictions(work, options.set_name, options.modality))
+                              adopt_from=sibling_predictions(work, options.set_name, options.modality),
+                              blend=options.blend)
     if predictions.failed:
         raise RuntimeError(f"process.py wrote no four outputs for {len(predictions.failed)} image(s): "
                            + ", ".join(predictions.failed))
@@ -120,7 +123,7 @@ def run_benchmark(options: BenchmarkOptions) -> dict:
     result = {
         "set": name, "purpose": plan.purpose, "seed": plan.seed, "plan": plan.fingerprint,
         "simulator": simulator_fingerprint(), "predictions": predictions.fingerprint,
-        "weights": str(options.weights), "tta": options.tta, "commit": _commit(),
+        "weights": str(options.weights), "tta": options.tta, "blend": options.blend, "commit": _commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
         "wall_seconds": round(time.perf_counter() - start, 1),
         "summary": summary, "images": [r.to_json() for r in records],
