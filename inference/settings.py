@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TTA_MODES = ("none", "rot4", "d4")
-BLEND_MODES = ("gaussian-border", "gaussian", "constant")
+BLEND_MODES = ("gaussian", "gaussian-border", "constant")
 
 
 @dataclass

@@ -13,9 +13,11 @@ and divided by the summed weights explicitly:
   Border pixels then keep the weights of the interior and cross-fade smoothly. It removed every
   seam finding of the development set, but is not the default: the tubulin VQGAN's PCC and SSIM
   read 0.003 lower with it there (README, Measured, "Everything else").
-- "constant": equal weights (a plain mean of the overlapping windows). Windows x augmentations are flattened into one list of forward samples and run
-`batch_size` at a time, so memory is bounded by the batch, not by the image; only the output and
-weight buffers scale with the image (float32, on the device when they fit, else on the CPU).
+- "constant": equal weights (a plain mean of the overlapping windows).
+
+Windows x augmentations are flattened into one list of forward samples and run `batch_size` at a
+time, so memory is bounded by the batch, not by the image; only the output and weight buffers
+scale with the image (float32, on the device when they fit, else on the CPU).
 """
 from __future__ import annotations
 

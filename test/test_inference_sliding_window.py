@@ -5,6 +5,7 @@ import pytest
 import torch
 from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers import sliding_window_inference
+from test_inference_support import WindowCounter
 
 from inference.sliding_window import (
     importance_map,
@@ -77,24 +78,13 @@ def test_border_map_is_flat_toward_the_flush_sides_only():
     assert window_flush(3, 20, (10, 10), (13, 30)) == (False, True, False, True)
 
 
-class _WindowCounter:
-    """Predicts one constant per window, its call number (batch 1, no TTA: one call per window)."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, t):
-        self.calls += 1
-        return torch.full_like(t, float(self.calls))
-
-
 def test_gaussian_border_has_no_seam_along_the_image_border():
     """Two windows (starts 0 and 1 on a 33-wide image) predicting 1 and 2. With MONAI's Gaussian
     the rows along the top border are floored to equal weights for both windows, so their first
     row jumps from 1 to 1.5 where the second window begins; flat toward the border, the blend
     moves smoothly from the first window to the second in every row."""
     image = torch.zeros(1, 1, 32, 33)
-    runs = {blend: sliding_window_predict(image, _WindowCounter(), window=32, overlap=0.25, blend=blend,
+    runs = {blend: sliding_window_predict(image, WindowCounter(), window=32, overlap=0.25, blend=blend,
                                           batch_size=1)[0, 0] for blend in ("gaussian", "gaussian-border")}
     assert float(runs["gaussian"][0, 1] - runs["gaussian"][0, 0]) > 0.3
     border = runs["gaussian-border"]

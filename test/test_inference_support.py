@@ -66,6 +66,19 @@ class IdentityModel(torch.nn.Module):
         return x[:, :1].expand(-1, 4, -1, -1)
 
 
+class WindowCounter(torch.nn.Module):
+    """Predicts one constant per call, its call number: with batch 1 and no TTA, one constant per
+    window, so a blended output shows exactly where windows start, end and overlap."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return torch.full_like(x, float(self.calls))
+
+
 class DictStore:
     """A ModelStore stand-in serving hand-made LoadedCheckpoints (for models outside the registry)."""
 

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 import torch
 from scipy import ndimage
-from test_inference_support import tl_array, weights_dir, write_tl  # noqa: F401
+from test_inference_support import WindowCounter, tl_array, weights_dir, write_tl  # noqa: F401
 
 from inference.geometry import window_edges
 from inference.sliding_window import sliding_window_predict
@@ -48,19 +48,6 @@ def through_grid(x: np.ndarray, pixel_um: float, plant) -> np.ndarray:
 
 
 # --- window geometry, torch-free, against the real sliding window ---
-
-class WindowCounter(torch.nn.Module):
-    """Predicts one constant per window (its call number): blended with constant weights, the
-    output changes exactly where a window starts or ends."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return torch.full_like(x, float(self.calls))
-
 
 @pytest.mark.parametrize("size", [10, 100, 250, 256, 313, 700, 1031])
 def test_window_edges_are_where_the_sliding_window_changes_window(size):
